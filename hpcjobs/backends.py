@@ -1,0 +1,231 @@
+"""Where tasks run: Slurm through submitit, local worker processes through submitit, or a fake for tests.
+
+A backend submits tasks (lists of run ids) and reports scheduler states; it knows nothing about Keras,
+histories or tables. Every subprocess call hpcjobs makes lives here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import slurm
+from .layout import SweepDir
+from .manifest import Submission
+from .slurm import JobRow
+from .worker import Task
+
+States = dict[tuple[str, int], JobRow]
+LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill real trainings
+
+
+class BackendError(Exception):
+    """The scheduler cannot be reached or refused a request; the message is one line for the user."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def check(self) -> None: ...
+
+    def group(self, run_ids: Sequence[str]) -> list[list[str]]: ...
+
+    def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[Submission]:
+        ...
+
+    def states(self, subs: Sequence[Submission]) -> tuple[States, str]: ...
+
+    def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[str]: ...
+
+    def cancel(self, subs: Sequence[Submission]) -> None: ...
+
+
+def _run(cmd: list[str], timeout: float = 60) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise BackendError(f"'{cmd[0]}' not found: expected the Slurm client tools on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise BackendError(f"'{' '.join(cmd[:2])}' did not answer in {timeout:.0f} s: is slurmctld up?") from None
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines() or [f"exit code {proc.returncode}"]
+        raise BackendError(f"'{' '.join(cmd[:2])}' failed: {lines[-1]}")
+    return proc.stdout
+
+
+@dataclass
+class SlurmBackend:
+    """A real Slurm cluster: job arrays via submitit, states from one sacct call per refresh."""
+
+    name: str = "slurm"
+    python: str = field(default_factory=lambda: sys.executable)
+    _config: str = ""
+
+    def check(self) -> None:
+        try:
+            self._config = _run(["scontrol", "show", "config"], timeout=30)
+        except BackendError as exc:
+            raise BackendError(f"Slurm is not reachable: {exc}") from None
+
+    def group(self, run_ids: Sequence[str]) -> list[list[str]]:
+        return [[r] for r in run_ids]
+
+    def _arrays(self, tasks: list[list[str]]) -> list[list[list[str]]]:
+        """Tasks split into arrays the cluster accepts (MaxArraySize from `scontrol show config`)."""
+        if not self._config:
+            self.check()
+        return list(slurm.chunks(tasks, slurm.max_array_size(self._config)))
+
+    def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[str]:
+        params = slurm.executor_parameters(settings, f"hpcjobs-{sweep.name}")
+        folder = str(sweep.submitit_dir.resolve())
+        return [slurm.sbatch_script(folder, params, len(chunk), self.python) for chunk in self._arrays(tasks)]
+
+    def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[Submission]:
+        import submitit
+
+        executor = submitit.SlurmExecutor(folder=sweep.submitit_dir, python=self.python)
+        executor.update_parameters(**slurm.executor_parameters(settings, f"hpcjobs-{sweep.name}"))
+        subs = []
+        for chunk in self._arrays(tasks):
+            try:
+                jobs = executor.submit_array([Task(str(sweep.root.resolve()), tuple(ids)) for ids in chunk])
+            except Exception as exc:  # submitit raises several kinds; the user needs the sbatch message
+                lines = str(exc).strip().splitlines() or [type(exc).__name__]
+                raise BackendError(f"sbatch refused the sweep: {lines[-1]}") from None
+            subs.append(Submission("slurm", jobs[0].job_id.split("_")[0], chunk))
+        return subs
+
+    def states(self, subs: Sequence[Submission]) -> tuple[States, str]:
+        if not subs:
+            return {}, ""
+        ids = ",".join(s.job_id for s in subs)
+        try:
+            out = _run(["sacct", "-X", "-P", "-n", "-j", ids, f"--format={slurm.SACCT_FORMAT}"])
+            return slurm.parse_sacct(out), ""
+        except BackendError as exc:
+            warning = f"accounting unavailable ({exc}); states from squeue and the run folders"
+        try:
+            out = _run(["squeue", "-h", "-r", "-j", ids, "-o", slurm.SQUEUE_FORMAT])
+        except BackendError as exc:
+            return {}, f"Slurm unreachable ({exc}); showing the last state written to disk"
+        return slurm.parse_squeue(out), warning
+
+    def cancel(self, subs: Sequence[Submission]) -> None:
+        if subs:
+            _run(["scancel", *[s.job_id for s in subs]])
+
+
+def _alive(pid: int) -> bool:
+    """A live process (a zombie left by a finished child of this process counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return not Path("/proc").is_dir()
+
+
+@dataclass
+class LocalBackend:
+    """This machine: at most `max_parallel` worker processes, each training its share of runs in turn."""
+
+    max_parallel: int = field(default_factory=lambda: os.cpu_count() or 1)
+    name: str = "local"
+
+    def check(self) -> None:
+        """Nothing to reach."""
+
+    def group(self, run_ids: Sequence[str]) -> list[list[str]]:
+        lanes = max(1, min(self.max_parallel, len(run_ids)))
+        return [list(run_ids[i::lanes]) for i in range(lanes)]
+
+    def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[Submission]:
+        import submitit
+
+        executor = submitit.LocalExecutor(folder=sweep.submitit_dir)
+        executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN, gpus_per_node=0)
+        subs = []
+        for ids in tasks:
+            job = executor.submit(Task(str(sweep.root.resolve()), tuple(ids)))
+            subs.append(Submission("local", job.job_id, [ids]))
+        return subs
+
+    def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[str]:
+        return []
+
+    def states(self, subs: Sequence[Submission]) -> tuple[States, str]:
+        return {(s.job_id, 0): JobRow("RUNNING" if _alive(int(s.job_id)) else "ENDED") for s in subs}, ""
+
+    def cancel(self, subs: Sequence[Submission]) -> None:
+        for sub in subs:
+            if _alive(int(sub.job_id)):
+                os.kill(int(sub.job_id), 15)
+
+
+@dataclass
+class FakeBackend:
+    """In-memory scheduler for tests: records submissions; states are whatever the test scripts.
+
+    With `run=True` each task is trained at once, in this process, as a compute node would.
+    """
+
+    name: str = "fake"
+    run: bool = False
+    scripted: States = field(default_factory=dict)
+    submitted: list[Submission] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    state_calls: int = 0
+    down: bool = False
+
+    def check(self) -> None:
+        if self.down:
+            raise BackendError("Slurm is not reachable: fake controller is down")
+
+    def group(self, run_ids: Sequence[str]) -> list[list[str]]:
+        return [[r] for r in run_ids]
+
+    def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[Submission]:
+        self.check()
+        sub = Submission("fake", str(1000 + len(self.submitted)), tasks)
+        self.submitted.append(sub)
+        if self.run:
+            for ids in tasks:
+                Task(str(sweep.root), tuple(ids))()
+        return [sub]
+
+    def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[str]:
+        return [f"# fake array of {len(tasks)} tasks"]
+
+    def states(self, subs: Sequence[Submission]) -> tuple[States, str]:
+        self.state_calls += 1
+        if self.down:
+            return {}, "Slurm unreachable (fake controller is down); showing the last state written to disk"
+        ids = {s.job_id for s in subs}
+        return {k: v for k, v in self.scripted.items() if k[0] in ids}, ""
+
+    def cancel(self, subs: Sequence[Submission]) -> None:
+        self.cancelled.extend(s.job_id for s in subs)
+
+
+def auto(executor: str = "auto") -> Backend:
+    """--executor auto: Slurm where sbatch exists, else this machine."""
+    if executor == "slurm" or (executor == "auto" and shutil.which("sbatch")):
+        return SlurmBackend()
+    if executor in ("local", "auto"):
+        return LocalBackend()
+    raise BackendError(f"unknown executor '{executor}': expected auto, slurm or local")
+
+
+def for_executor(executor: str) -> Backend:
+    """The backend that answers for an earlier submission, by the executor name in the manifest."""
+    return FakeBackend() if executor == "fake" else auto(executor)

@@ -1,0 +1,293 @@
+"""The hpcjobs command line: each command parses, calls one library function, renders.
+
+Library errors become one line on stderr: exit 2 for bad input, 1 for a scheduler that cannot be reached.
+Login-node commands (status, collect) import neither TensorFlow nor Keras; status not even pandas.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from . import backends, layout, render, status
+from . import sweep as sweeps
+from .spec import SpecError
+
+F = TypeVar("F", bound=Callable[..., Any])
+INPUT_ERRORS: tuple[type[Exception], ...] = (SpecError, sweeps.SweepError, layout.LayoutError)
+out = Console()
+
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    from .data import DataError  # numpy only; keeps `status` start-up small
+
+    return (*INPUT_ERRORS, DataError)
+
+
+def handle_errors(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except backends.BackendError as exc:
+            click.echo(f"hpcjobs: error: {exc}", err=True)
+            sys.exit(1)
+        except Exception as exc:
+            if isinstance(exc, _input_errors()):
+                click.echo(f"hpcjobs: error: {exc}", err=True)
+                sys.exit(2)
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+results_option = click.option("--results", type=click.Path(path_type=Path), default=None,
+                              help="Results folder (default: $HPCJOBS_RESULTS, else ./results).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hpcjobs")
+def cli() -> None:
+    """Sweeps of Keras MLP trainings on a Slurm GPU cluster: submit, monitor, collect.
+
+    \b
+    Example:
+      hpcjobs submit examples/moons.toml --executor local --wait
+      hpcjobs status moons
+      hpcjobs collect moons
+    """
+
+
+def _watch(sweep: layout.SweepDir, interval: float, max_interval: float) -> status.SweepStatus:
+    """Refresh until every run has ended, backing off so the controller is never hammered."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=out, transient=False) as bar:
+        runs = bar.add_task("runs finished", total=None)
+        epochs = bar.add_task("epochs", total=None)
+        while True:
+            st = status.gather(sweep, backends.for_executor)
+            ended = sum(1 for r in st.runs if r.state not in ("RUNNING", "PENDING", "SUBMITTED", "REQUEUED"))
+            bar.update(runs, completed=ended, total=len(st.runs))
+            bar.update(epochs, completed=sum(r.epochs_done for r in st.runs),
+                       total=sum(r.epochs for r in st.runs))
+            if st.done:
+                return st
+            time.sleep(interval)
+            interval = min(max_interval, interval * 1.5)
+
+
+@cli.command()
+@click.argument("sweep_file", type=click.Path(path_type=Path))
+@click.option("--executor", type=click.Choice(["auto", "slurm", "local"]), default="auto", show_default=True,
+              help="auto: Slurm where sbatch exists, else this machine.")
+@results_option
+@click.option("--dry-run", is_flag=True, help="Print the runs (and sbatch scripts) without submitting.")
+@click.option("--wait", is_flag=True, help="Block with a progress bar until every run has ended.")
+@handle_errors
+def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool, wait: bool) -> None:
+    """Validate a sweep file, write its results folder and submit its runs.
+
+    \b
+    Example:
+      hpcjobs submit examples/digits_depth.toml --dry-run
+      hpcjobs submit examples/moons.toml --executor local --wait
+    """
+    backend = backends.auto(executor)
+    outcome = sweeps.submit(sweep_file, results, backend, backends.for_executor, dry_run=dry_run)
+    name, todo = outcome.sweep.name, outcome.to_submit
+    if dry_run:
+        for script in outcome.scripts:
+            click.echo(script)
+        click.echo(f"{name}: {len(outcome.runs)} runs, {len(todo)} to submit as {len(outcome.tasks)} "
+                   f"{backend.name} tasks (dry run: nothing written or submitted)")
+        for run_id in todo:
+            click.echo(f"  {run_id}")
+        return
+    if not todo:
+        click.echo(f"{name}: nothing to submit (every run is finished or in flight): {outcome.sweep.root}")
+    else:
+        jobs = ", ".join(s.job_id for s in outcome.submissions)
+        click.echo(f"{name}: submitted {len(todo)} runs as {len(outcome.tasks)} {backend.name} tasks "
+                   f"(jobs {jobs}) into {outcome.sweep.root}")
+    if wait:
+        st = _watch(outcome.sweep, 2.0 if backend.name == "local" else 5.0, 30.0)
+        out.print(render.counts_line(st))
+
+
+@cli.command("status")
+@click.argument("name", required=False)
+@results_option
+@click.option("--watch", is_flag=True, help="Refresh in place until every run has ended.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--interval", type=float, default=5.0, show_default=True,
+              help="Seconds between refreshes with --watch (backs off to 60).")
+@handle_errors
+def status_cmd(name: str | None, results: Path | None, watch: bool, as_json: bool, interval: float) -> None:
+    """Show each run's state, epochs done and last validation metric.
+
+    With no NAME, list the sweeps in the results folder.
+
+    \b
+    Example:
+      hpcjobs status digits-depth
+      hpcjobs status digits-depth --watch
+      hpcjobs status --json
+    """
+    if name is None:
+        found = [status.gather(s, backends.for_executor) for s in layout.known_sweeps(results)]
+        if as_json:
+            click.echo(json.dumps([{"name": s.name, "counts": s.counts} for s in found], indent=2))
+        elif not found:
+            click.echo(f"no sweeps in {layout.results_root(results)}/")
+        else:
+            out.print(render.sweeps_table(found))
+        return
+    sweep = layout.sweep_dir(name, results)
+    if watch and not as_json:
+        from rich.live import Live
+
+        wait_s = max(2.0, interval)
+        with Live(console=out, auto_refresh=False) as live:
+            while True:
+                st = status.gather(sweep, backends.for_executor)
+                live.update(render.status_table(st), refresh=True)
+                if st.done:
+                    return
+                time.sleep(wait_s)
+                wait_s = min(60.0, wait_s * 1.2)
+    st = status.gather(sweep, backends.for_executor)
+    if as_json:
+        click.echo(json.dumps(st.to_json(), indent=2))
+    else:
+        out.print(render.status_table(st))
+
+
+@cli.command()
+@click.argument("name")
+@results_option
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "md", "json"]), default="table",
+              show_default=True)
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write there instead of stdout.")
+@handle_errors
+def collect(name: str, results: Path | None, fmt: str, out_file: Path | None) -> None:
+    """Summarize every run into one row per configuration (mean ± std over seeds).
+
+    Always writes summary.csv into the sweep folder.
+
+    \b
+    Example:
+      hpcjobs collect digits-depth
+      hpcjobs collect digits-depth --format md --out summary.md
+    """
+    from . import collect as collecting
+
+    sweep = layout.sweep_dir(name, results)
+    col = collecting.collect(sweep)
+    layout.write_text(sweep.summary_csv, col.summary.to_csv(index=False))
+    for problem in col.problems:
+        click.echo(f"hpcjobs: warning: {problem}", err=True)
+    if fmt == "table":
+        best = None
+        if "best_val_categorical_accuracy_mean" in col.summary and col.summary[
+                "best_val_categorical_accuracy_mean"].notna().any():
+            best = col.summary["best_val_categorical_accuracy_mean"].idxmax()
+        table = render.summary_table(col.summary, f"{sweep.name}: {len(col.runs)} runs", best)
+        if out_file:
+            Console(file=out_file.open("w"), width=200).print(table)
+        else:
+            out.print(table)
+        return
+    text = {"csv": lambda: col.summary.to_csv(index=False),
+            "md": lambda: render.markdown(render.display_frame(col.summary)),
+            "json": lambda: col.summary.to_json(orient="records", indent=2) + "\n"}[fmt]()
+    if out_file:
+        layout.write_text(out_file, text)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("name")
+@results_option
+@click.option("--failed", "mode", flag_value="failed", default=True, help="Runs that failed (default).")
+@click.option("--unfinished", "mode", flag_value="unfinished", help="Failed runs and runs never submitted.")
+@click.option("--executor", type=click.Choice(["slurm", "local"]), default=None,
+              help="Default: the executor of the last submission.")
+@handle_errors
+def resubmit(name: str, results: Path | None, mode: str, executor: str | None) -> None:
+    """Submit again only the runs that need it; twice in a row submits nothing the second time.
+
+    \b
+    Example:
+      hpcjobs resubmit digits-depth --failed
+    """
+    outcome = sweeps.resubmit(layout.sweep_dir(name, results), mode, backends.for_executor, executor)
+    if not outcome.to_submit:
+        click.echo(f"{outcome.sweep.name}: nothing to resubmit")
+        return
+    jobs = ", ".join(s.job_id for s in outcome.submissions)
+    click.echo(f"{outcome.sweep.name}: resubmitted {len(outcome.to_submit)} runs (jobs {jobs})")
+
+
+@cli.command()
+@click.argument("name")
+@results_option
+@handle_errors
+def cancel(name: str, results: Path | None) -> None:
+    """Cancel every job of a sweep that still has work to do.
+
+    \b
+    Example:
+      hpcjobs cancel digits-depth
+    """
+    jobs = sweeps.cancel(layout.sweep_dir(name, results), backends.for_executor)
+    click.echo(f"cancelled jobs: {', '.join(jobs)}" if jobs else "nothing to cancel")
+
+
+@cli.command("fetch-data")
+@click.argument("dataset", type=click.Choice(["mnist", "fashion_mnist"]))
+@handle_errors
+def fetch_data(dataset: str) -> None:
+    """Download a Keras dataset into the local cache, on a login node (compute nodes have no internet).
+
+    \b
+    Example:
+      hpcjobs fetch-data mnist
+    """
+    from . import data
+
+    click.echo(f"{dataset}: cached in {data.fetch(dataset)}")
+
+
+@cli.command("run")
+@click.argument("sweep_dir", type=click.Path(path_type=Path))
+@click.argument("run_ids", nargs=-1, required=True)
+@handle_errors
+def run_cmd(sweep_dir: Path, run_ids: tuple[str, ...]) -> None:
+    """Train runs of a submitted sweep in this process (what a compute-node task does).
+
+    \b
+    Example:
+      hpcjobs run results/moons 'hidden-3x5__seed-0'
+    """
+    from .worker import Task
+
+    outcomes = Task(str(layout.sweep_dir(sweep_dir).root), run_ids)()
+    for run_id, state in outcomes.items():
+        click.echo(f"{run_id}: {state}")
+    if any(s not in ("COMPLETED", "DIVERGED") for s in outcomes.values()):
+        sys.exit(1)
+
+
+def main() -> None:
+    cli(prog_name="hpcjobs")

@@ -1,0 +1,139 @@
+"""The on-disk layout of a sweep: the only module that knows file names and paths.
+
+results/<name>/
+    sweep.toml        the sweep file as submitted
+    manifest.json     runs, their settings, and every submission (job ids, which run is which task)
+    runs/<run id>/    config.json, history.csv (one row per epoch), result.json, backup/ (resume state)
+    submitit/         submitit's pickles and job logs
+    summary.csv, plots/
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RESULTS_ENV = "HPCJOBS_RESULTS"
+MANIFEST = "manifest.json"
+
+
+class LayoutError(Exception):
+    """A results folder or sweep that cannot be found or used."""
+
+
+def results_root(option: str | Path | None = None) -> Path:
+    """--results, else $HPCJOBS_RESULTS, else ./results."""
+    if option:
+        return Path(option)
+    return Path(os.environ.get(RESULTS_ENV) or "results")
+
+
+@dataclass(frozen=True)
+class SweepDir:
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def sweep_file(self) -> Path:
+        return self.root / "sweep.toml"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    @property
+    def submitit_dir(self) -> Path:
+        return self.root / "submitit"
+
+    @property
+    def summary_csv(self) -> Path:
+        return self.root / "summary.csv"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.root / "plots"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    def config(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "config.json"
+
+    def history(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "history.csv"
+
+    def result(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "result.json"
+
+    def previous_result(self, run_id: str) -> Path:
+        """A failed attempt's result.json, kept when the run is submitted again."""
+        return self.run_dir(run_id) / "result.previous.json"
+
+    def backup_dir(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "backup"
+
+    def stderr_hint(self, run_id: str) -> Path:
+        """Where the worker leaves the traceback of a run that raised."""
+        return self.run_dir(run_id) / "traceback.txt"
+
+    def job_log(self, job_name: str, stream: str = "err") -> Path:
+        """submitit's log of one job: `123_4` for an array task, `123` for a plain job or local worker."""
+        return self.submitit_dir / f"{job_name}_0_log.{stream}"
+
+    def exists(self) -> bool:
+        return self.manifest.is_file()
+
+
+def sweep_dir(name_or_path: str | Path, results: str | Path | None = None) -> SweepDir:
+    """A sweep by name (looked up in the results folder) or by its folder path."""
+    candidate = Path(name_or_path)
+    for path in (candidate, results_root(results) / str(name_or_path)):
+        if (path / MANIFEST).is_file():
+            return SweepDir(path)
+    raise LayoutError(
+        f"no sweep '{name_or_path}': expected a sweep name in {results_root(results)}/ "
+        f"or a folder holding {MANIFEST}"
+    )
+
+
+def known_sweeps(results: str | Path | None = None) -> list[SweepDir]:
+    root = results_root(results)
+    if not root.is_dir():
+        return []
+    return [SweepDir(p) for p in sorted(root.iterdir()) if (p / MANIFEST).is_file()]
+
+
+def make_private_dir(path: Path) -> None:
+    """Sweep folders hold pickles that get executed: readable and writable by the user only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic: readers see the old file or the new one, never half of it."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    with path.open() as f:
+        return json.load(f)

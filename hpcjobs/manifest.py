@@ -1,0 +1,77 @@
+"""The manifest: which runs a sweep has and which job (array task) ran each of them.
+
+It is the one file `status`, `resubmit` and `cancel` need to re-attach to a sweep days later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import layout
+from .spec import Run
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One scheduler job: a Slurm array (or plain job), or one local worker process."""
+
+    executor: str  # slurm | local | fake
+    job_id: str  # Slurm job id of the array, or the local worker's pid
+    tasks: list[list[str]]  # task index -> run ids, in the order the task trains them
+    submitted: str = field(default_factory=lambda: dt.datetime.now().isoformat(timespec="seconds"))
+
+    def job_name(self, task: int) -> str:
+        """How the scheduler names one task: submitit submits a single task as a plain job."""
+        return f"{self.job_id}_{task}" if len(self.tasks) > 1 else self.job_id
+
+
+@dataclass
+class Manifest:
+    name: str
+    backend: str
+    runs: list[dict[str, Any]]  # run_id, config_id, seed, settings
+    slurm: dict[str, Any]  # the [slurm] table, so resubmit needs nothing but this folder
+    submissions: list[Submission] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, name: str, backend: str, runs: list[Run], slurm: dict[str, Any]) -> Manifest:
+        rows = [{"run_id": r.run_id, "config_id": r.config_id, "seed": r.seed, "settings": r.settings}
+                for r in runs]
+        return cls(name, backend, rows, slurm)
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [r["run_id"] for r in self.runs]
+
+    def latest_job(self) -> dict[str, tuple[Submission, int]]:
+        """For each run, the submission and task index that last took it."""
+        out: dict[str, tuple[Submission, int]] = {}
+        for sub in self.submissions:
+            for index, run_ids in enumerate(sub.tasks):
+                for run_id in run_ids:
+                    out[run_id] = (sub, index)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": VERSION, "name": self.name, "backend": self.backend, "slurm": self.slurm,
+                "runs": self.runs, "submissions": [asdict(s) for s in self.submissions]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        subs = [Submission(**s) for s in data.get("submissions", [])]
+        return cls(data["name"], data["backend"], data["runs"], data["slurm"], subs)
+
+
+def read(sweep: layout.SweepDir) -> Manifest:
+    try:
+        return Manifest.from_json(layout.read_json(sweep.manifest))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise layout.LayoutError(f"{sweep.manifest}: unreadable manifest ({exc})") from None
+
+
+def write(sweep: layout.SweepDir, manifest: Manifest) -> None:
+    layout.write_json(sweep.manifest, manifest.to_json())

@@ -1,0 +1,146 @@
+"""Pure Slurm knowledge: sweep settings -> submitit/sbatch parameters, and sacct/squeue/scontrol text -> facts.
+
+Nothing here runs a command; `backends.py` does, and hands the text to these functions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Slurm job states as sacct/squeue print them, and the name hpcjobs shows.
+ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "CONFIGURING", "COMPLETING",
+          "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED"}
+_SQUEUE_CODES = {"PD": "PENDING", "R": "RUNNING", "CG": "COMPLETING", "CF": "CONFIGURING", "S": "SUSPENDED",
+                 "RQ": "REQUEUED", "RH": "REQUEUE_HOLD", "PR": "PREEMPTED", "ST": "STOPPED"}
+
+
+@dataclass(frozen=True)
+class JobRow:
+    state: str  # first word of sacct's State ("CANCELLED by 0" -> CANCELLED)
+    exit_code: str = ""
+    elapsed: str = ""
+    reason: str = ""
+
+
+def time_to_minutes(text: str) -> int:
+    """Slurm's time formats (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) in whole minutes, rounded up."""
+    days, _, rest = text.rpartition("-")
+    parts = [int(p) for p in rest.split(":")]
+    if days:
+        hours, minutes, seconds = (parts + [0, 0])[:3]
+    elif len(parts) == 3:
+        hours, minutes, seconds = parts
+    else:
+        hours, (minutes, seconds) = 0, (parts + [0])[:2]
+    total_s = ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
+    return max(1, -(-total_s // 60))
+
+
+def executor_parameters(slurm: dict[str, Any], job_name: str) -> dict[str, Any]:
+    """submitit SlurmExecutor.update_parameters keywords for the sweep file's [slurm] table."""
+    params: dict[str, Any] = {
+        "job_name": job_name,
+        "time": time_to_minutes(slurm["time"]),
+        "cpus_per_task": slurm["cpus_per_task"],
+        "mem": f"{int(slurm['mem_gb'] * 1024)}M",
+        "ntasks_per_node": 1,
+        "array_parallelism": slurm["array_parallelism"],
+        # USR2 ahead of the time limit lets a run checkpoint and requeue instead of dying mid-epoch.
+        "signal_delay_s": 120,
+    }
+    additional: dict[str, Any] = {}
+    gpus = slurm["gpus_per_task"]
+    if gpus:
+        if slurm["gpu_request"] == "gpus-per-node":
+            params["gpus_per_node"] = gpus
+        elif slurm["gpu_request"] == "gres":
+            params["gres"] = f"gpu:{gpus}"
+        else:
+            additional["gpus"] = gpus
+    for key in ("partition", "account", "qos", "constraint"):
+        if slurm[key]:
+            params[key] = slurm[key]
+    for option in slurm["additional"]:
+        name, _, value = option.lstrip("-").partition("=")
+        additional[name.replace("-", "_")] = value if value else True
+    if additional:
+        params["additional_parameters"] = additional
+    return params
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    """Split a sweep's tasks into arrays no larger than the cluster's MaxArraySize."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def max_array_size(show_config: str) -> int:
+    """MaxArraySize from `scontrol show config`; array indices go up to MaxArraySize - 1."""
+    match = re.search(r"^MaxArraySize\s*=\s*(\d+)", show_config, re.MULTILINE)
+    return int(match.group(1)) if match else 1001
+
+
+def _task_indices(spec: str) -> list[int]:
+    """'4' -> [4]; '[0-3,7%2]' -> [0, 1, 2, 3, 7]."""
+    spec = spec.strip("[]").split("%")[0]
+    out: list[int] = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def _split_job_id(job_id: str) -> tuple[str, list[int]] | None:
+    """'123_4' -> ('123', [4]); '123_[0-2]' -> ('123', [0, 1, 2]); '123' -> ('123', [0]); steps -> None."""
+    match = re.fullmatch(r"(\d+)(?:_(\d+|\[[\d,\-%]+\]))?", job_id)
+    if match is None:
+        return None
+    return match.group(1), _task_indices(match.group(2) or "0")
+
+
+SACCT_FORMAT = "JobID,State,ExitCode,Elapsed"
+
+
+def parse_sacct(text: str) -> dict[tuple[str, int], JobRow]:
+    """`sacct -X -P -n --format=JobID,State,ExitCode,Elapsed` -> (array job id, task index) -> row."""
+    rows: dict[tuple[str, int], JobRow] = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) < 4 or (parsed := _split_job_id(fields[0])) is None:
+            continue
+        job, tasks = parsed
+        state = fields[1].split()[0] if fields[1].strip() else "UNKNOWN"
+        for task in tasks:
+            rows[(job, task)] = JobRow(state, fields[2], fields[3])
+    return rows
+
+
+SQUEUE_FORMAT = "%i|%t|%r"
+
+
+def parse_squeue(text: str) -> dict[tuple[str, int], JobRow]:
+    """`squeue -h -r -o '%i|%t|%r'` -> (array job id, task index) -> row (states spelled out as sacct does)."""
+    rows: dict[tuple[str, int], JobRow] = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) < 2 or (parsed := _split_job_id(fields[0])) is None:
+            continue
+        job, tasks = parsed
+        state = _SQUEUE_CODES.get(fields[1], fields[1])
+        for task in tasks:
+            rows[(job, task)] = JobRow(state, reason=fields[2] if len(fields) > 2 else "")
+    return rows
+
+
+def sbatch_script(folder: str, params: dict[str, Any], n_tasks: int, python: str) -> str:
+    """The sbatch script submitit will submit for `n_tasks` tasks (for --dry-run)."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    command = f"{python} -u -m submitit.core._submit {folder}"
+    return str(_make_sbatch_string(command=command, folder=folder, map_count=n_tasks if n_tasks > 1 else None,
+                                   **params))

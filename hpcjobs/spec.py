@@ -1,0 +1,301 @@
+"""The sweep file: its schema, its validation, and its expansion into runs.
+
+Pure functions on plain data; the only I/O is reading the TOML text in `load_spec`.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+import re
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DATASETS = ("moons", "digits", "mnist", "fashion_mnist")
+BACKENDS = ("tensorflow", "jax", "torch")
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "swish", "linear", "leaky_relu")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad")
+METRICS = (
+    "categorical_accuracy",
+    "accuracy",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "categorical_crossentropy",
+    "top_k_categorical_accuracy",
+    "auc",
+)
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+GPU_REQUESTS = ("gpus-per-node", "gres", "gpus")
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+TIME_RE = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
+DEFAULT_MAX_RUNS = 10_000
+
+
+class SpecError(ValueError):
+    """A sweep file that cannot be used; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of the sweep file: its default and how to check a value."""
+
+    default: Any
+    kind: str  # human-readable expected type, used in messages
+    check: Callable[[Any], bool]
+    sweepable: bool = True
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _int_at_least(lo: int) -> Callable[[Any], bool]:
+    return lambda v: _is_int(v) and v >= lo
+
+
+def _one_of(choices: Iterable[str]) -> Callable[[Any], bool]:
+    options = tuple(choices)
+    return lambda v: isinstance(v, str) and v in options
+
+
+def _fraction(v: Any) -> bool:
+    return _is_num(v) and 0 <= v < 1
+
+
+def _hidden(v: Any) -> bool:
+    return isinstance(v, list) and len(v) >= 1 and all(_is_int(u) and u >= 1 for u in v)
+
+
+def _metrics(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(m, str) and m in METRICS for m in v)
+
+
+def _str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(s, str) for s in v)
+
+
+def _opt_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+REQUIRED = object()
+
+SCHEMA: dict[str, dict[str, Setting]] = {
+    "data": {
+        "source": Setting(REQUIRED, f"one of {', '.join(DATASETS)} or a path to a .npz/.csv file", _opt_str),
+        "test_fraction": Setting(0.2, "a number in (0, 1)", lambda v: _fraction(v) and v > 0),
+        "validation_fraction": Setting(0.1, "a number in [0, 1)", _fraction),
+    },
+    "model": {
+        "hidden": Setting([64, 32], "a non-empty list of positive integers (units per layer)", _hidden),
+        "activation": Setting("relu", f"one of {', '.join(ACTIVATIONS)}", _one_of(ACTIVATIONS)),
+        "dropout": Setting(0.0, "a number in [0, 1)", _fraction),
+    },
+    "train": {
+        "epochs": Setting(20, "an integer ≥ 1", _int_at_least(1)),
+        "batch_size": Setting(128, "an integer ≥ 1", _int_at_least(1)),
+        "optimizer": Setting("adam", f"one of {', '.join(OPTIMIZERS)}", _one_of(OPTIMIZERS)),
+        "learning_rate": Setting(1e-3, "a number > 0", lambda v: _is_num(v) and v > 0),
+        "metrics": Setting(
+            ["categorical_accuracy", "mean_squared_error", "mean_absolute_error"],
+            f"a list drawn from {', '.join(METRICS)}",
+            _metrics,
+        ),
+        "precision": Setting("auto", f"one of {', '.join(PRECISIONS)}", _one_of(PRECISIONS)),
+        "early_stopping_patience": Setting(0, "an integer ≥ 0 (0 = off)", _int_at_least(0)),
+    },
+    "slurm": {
+        "partition": Setting("", "a partition name (empty: the cluster's default)", _opt_str, False),
+        "time": Setting("00:20:00", "a Slurm time such as 00:20:00 or 1-00:00:00", lambda v: (
+            isinstance(v, str) and bool(TIME_RE.match(v))), False),
+        "gpus_per_task": Setting(1, "an integer ≥ 0", _int_at_least(0), False),
+        "gpu_request": Setting("gpus-per-node", f"one of {', '.join(GPU_REQUESTS)}",
+                               _one_of(GPU_REQUESTS), False),
+        "cpus_per_task": Setting(2, "an integer ≥ 1", _int_at_least(1), False),
+        "mem_gb": Setting(8, "a number > 0", lambda v: _is_num(v) and v > 0, False),
+        "array_parallelism": Setting(16, "an integer ≥ 1", _int_at_least(1), False),
+        "account": Setting("", "an account name", _opt_str, False),
+        "qos": Setting("", "a QOS name", _opt_str, False),
+        "constraint": Setting("", "a node feature constraint", _opt_str, False),
+        "additional": Setting([], "a list of extra sbatch options such as \"--mail-type=END\"",
+                              _str_list, False),
+    },
+}
+TOP_LEVEL = ("name", "backend", "max_runs", *SCHEMA, "sweep")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training: a full setting of data/model/train plus a seed."""
+
+    run_id: str
+    config_id: str
+    seed: int
+    settings: dict[str, dict[str, Any]]
+
+    def config(self, sweep_name: str, backend: str) -> dict[str, Any]:
+        """What the training task reads from config.json."""
+        return {"run_id": self.run_id, "sweep": sweep_name, "backend": backend, "seed": self.seed,
+                **copy.deepcopy(self.settings)}
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    backend: str
+    settings: dict[str, dict[str, Any]]  # data/model/train with defaults filled in
+    slurm: dict[str, Any]
+    axes: dict[str, list[Any]]  # dotted key -> choices, in file order
+    seeds: list[int]
+    max_runs: int
+
+    @property
+    def run_count(self) -> int:
+        return math.prod(len(v) for v in self.axes.values()) * len(self.seeds)
+
+
+def _fail(where: str, key: str, given: Any, expected: str) -> SpecError:
+    return SpecError(f"{where}: {key} = {json.dumps(given, default=str)} is invalid: expected {expected}")
+
+
+def _typo(where: str, key: str, valid: Iterable[str]) -> SpecError:
+    return SpecError(f"{where}: unknown key '{key}': expected one of {', '.join(valid)}")
+
+
+def parse_spec(doc: dict[str, Any], where: str = "sweep file", base: Path | None = None) -> Spec:
+    """Validate a parsed TOML document; `base` resolves a relative data path (the sweep file's folder)."""
+    for key in doc:
+        if key not in TOP_LEVEL:
+            raise _typo(where, key, TOP_LEVEL)
+    name = doc.get("name")
+    if name is None:
+        raise SpecError(f"{where}: 'name' is missing: expected a name of 1-64 characters from [A-Za-z0-9._-]")
+    if not isinstance(name, str) or not NAME_RE.match(name) or name in (".", ".."):
+        raise _fail(where, "name", name, "1-64 characters from [A-Za-z0-9._-]")
+    backend = doc.get("backend", "tensorflow")
+    if backend not in BACKENDS:
+        raise _fail(where, "backend", backend, f"one of {', '.join(BACKENDS)}")
+    max_runs = doc.get("max_runs", DEFAULT_MAX_RUNS)
+    if not _int_at_least(1)(max_runs):
+        raise _fail(where, "max_runs", max_runs, "an integer ≥ 1")
+
+    tables = {section: _parse_table(doc, section, where) for section in SCHEMA}
+    slurm = tables.pop("slurm")
+    source = tables["data"]["source"]
+    if base is not None and source not in DATASETS:
+        tables["data"]["source"] = str((base / source).resolve())
+    if tables["data"]["test_fraction"] + tables["data"]["validation_fraction"] >= 0.9:
+        raise _fail(where, "data.test_fraction + data.validation_fraction",
+                    tables["data"]["test_fraction"] + tables["data"]["validation_fraction"],
+                    "less than 0.9 so that something is left to train on")
+    axes, seeds = _parse_sweep(doc.get("sweep", {}), where)
+    spec = Spec(name, backend, tables, slurm, axes, seeds, max_runs)
+    if spec.run_count > max_runs:
+        raise SpecError(f"{where}: the sweep expands to {spec.run_count:,} runs: expected at most "
+                        f"{max_runs:,} (raise the top-level max_runs if you mean it)")
+    return spec
+
+
+def _parse_table(doc: dict[str, Any], section: str, where: str) -> dict[str, Any]:
+    table = doc.get(section, {})
+    schema = SCHEMA[section]
+    if not isinstance(table, dict):
+        raise _fail(where, section, table, f"a table [{section}]")
+    for key in table:
+        if key not in schema:
+            raise _typo(where, f"{section}.{key}", (f"{section}.{k}" for k in schema))
+    out: dict[str, Any] = {}
+    for key, setting in schema.items():
+        if key not in table:
+            if setting.default is REQUIRED:
+                raise SpecError(f"{where}: '{section}.{key}' is missing: expected {setting.kind}")
+            out[key] = copy.deepcopy(setting.default)
+            continue
+        value = table[key]
+        if not setting.check(value):
+            raise _fail(where, f"{section}.{key}", value, setting.kind)
+        out[key] = float(value) if isinstance(setting.default, float) else value
+    return out
+
+
+def _parse_sweep(table: Any, where: str) -> tuple[dict[str, list[Any]], list[int]]:
+    if not isinstance(table, dict):
+        raise _fail(where, "sweep", table, "a table [sweep] of dotted keys to lists of choices")
+    sweepable = [f"{s}.{k}" for s, keys in SCHEMA.items() for k, v in keys.items() if v.sweepable]
+    axes: dict[str, list[Any]] = {}
+    seeds = [0]
+    for key, choices in table.items():
+        if key == "seeds":
+            if not (isinstance(choices, list) and choices and all(_int_at_least(0)(s) for s in choices)):
+                raise _fail(where, "sweep.seeds", choices, "a non-empty list of integers ≥ 0")
+            if len(set(choices)) != len(choices):
+                raise _fail(where, "sweep.seeds", choices, "distinct seeds")
+            seeds = list(choices)
+            continue
+        if key not in sweepable:
+            raise _typo(where, f"sweep.\"{key}\"", ["seeds", *sweepable])
+        if not isinstance(choices, list) or not choices:
+            raise _fail(where, f"sweep.\"{key}\"", choices, "a non-empty list of choices")
+        section, field = key.split(".")
+        setting = SCHEMA[section][field]
+        for choice in choices:
+            if not setting.check(choice):
+                raise _fail(where, f"sweep.\"{key}\"", choice, f"each choice {setting.kind}")
+        if len({json.dumps(c) for c in choices}) != len(choices):
+            raise _fail(where, f"sweep.\"{key}\"", choices, "distinct choices")
+        axes[key] = [float(c) if isinstance(setting.default, float) else c for c in choices]
+    return axes, seeds
+
+
+def load_spec(path: Path) -> Spec:
+    """Read and validate a sweep file."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such sweep file: expected a TOML file path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the sweep file ({exc}): expected a readable TOML file") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML ({exc})") from None
+    return parse_spec(doc, where=str(path), base=path.parent)
+
+
+def _label(value: Any) -> str:
+    """A value as it reads in a run id: [64, 32] -> 64x32, 0.001 -> 0.001."""
+    if isinstance(value, list):
+        return "x".join(_label(v) for v in value)
+    if isinstance(value, float):
+        return repr(value)
+    return re.sub(r"[^A-Za-z0-9.+-]", "-", str(value))
+
+
+def expand(spec: Spec) -> list[Run]:
+    """Every combination of the sweep axes (file order, last axis fastest), each with every seed."""
+    runs = []
+    for combo in itertools.product(*spec.axes.values()):
+        settings = copy.deepcopy(spec.settings)
+        parts = []
+        for key, value in zip(spec.axes, combo, strict=True):
+            section, field = key.split(".")
+            settings[section][field] = value
+            parts.append(f"{field}-{_label(value)}")
+        config_id = "__".join(parts) or "base"
+        for seed in spec.seeds:
+            runs.append(Run(f"{config_id}__seed-{seed}", config_id, seed, settings))
+    return runs

@@ -1,0 +1,184 @@
+"""Status of a sweep: scheduler states merged with what the runs wrote to disk.
+
+Runs on login nodes, often: no pandas, TensorFlow or Keras here, and one scheduler call per refresh.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import layout, manifest
+from .backends import Backend
+from .manifest import Submission
+from .slurm import ACTIVE, JobRow
+
+# Order in which states are listed: what needs attention last, where the eye lands.
+STATES = ("NOT_SUBMITTED", "SUBMITTED", "PENDING", "REQUEUED", "RUNNING", "COMPLETED", "DIVERGED",
+          "PREEMPTED", "TIMEOUT", "CANCELLED", "OUT_OF_MEMORY", "NODE_FAIL", "FAILED")
+FINISHED = ("COMPLETED", "DIVERGED")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a run's history.csv says: distinct epochs done and the last epoch's values."""
+
+    epochs_done: int = 0
+    last: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    run_id: str
+    config_id: str
+    seed: int
+    state: str
+    epochs_done: int
+    epochs: int
+    metric: str
+    value: float | None
+    elapsed: str
+    job: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SweepStatus:
+    name: str
+    runs: list[RunStatus]
+    warning: str = ""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = Counter(r.state for r in self.runs)
+        return {s: counts[s] for s in (*STATES, *sorted(set(counts) - set(STATES))) if counts[s]}
+
+    @property
+    def done(self) -> bool:
+        return all(r.state not in ACTIVE and r.state not in ("SUBMITTED", "RUNNING") for r in self.runs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "warning": self.warning, "counts": self.counts,
+                "runs": [r.__dict__ for r in self.runs]}
+
+
+def parse_history(text: str) -> Progress:
+    """Keras CSVLogger text -> progress; a resumed run may repeat an epoch, the last row wins."""
+    rows: dict[str, dict[str, str]] = {}
+    for row in csv.DictReader(text.splitlines()):
+        if row.get("epoch") not in (None, ""):
+            rows[row["epoch"]] = row
+    if not rows:
+        return Progress()
+    last = rows[max(rows, key=lambda e: int(float(e)))]
+    values = {}
+    for key, raw in last.items():
+        try:
+            values[key] = float(raw)
+        except (TypeError, ValueError):
+            continue
+    return Progress(len(rows), values)
+
+
+def monitor_metric(values: dict[str, float]) -> str:
+    """The validation value people look at first: accuracy where it was recorded, else loss."""
+    for key in ("val_categorical_accuracy", "val_accuracy", "val_loss"):
+        if key in values:
+            return key
+    return ""
+
+
+def run_state(result: dict[str, Any] | None, row: JobRow | None, submitted: bool, progress: Progress,
+              first_in_task: bool) -> tuple[str, str]:
+    """(state, note) for one run. Pure: the whole decision table lives here."""
+    if result is not None:
+        return str(result.get("status", "FAILED")), str(result.get("error") or result.get("hint") or "")
+    if not submitted:
+        return "NOT_SUBMITTED", ""
+    if row is None:
+        return "SUBMITTED", "not yet known to the scheduler"
+    if row.state == "RUNNING":
+        # A task trains its runs in turn: the ones behind the current one are still waiting.
+        if progress.epochs_done or first_in_task:
+            return "RUNNING", ""
+        return "PENDING", "queued behind earlier runs of its task"
+    if row.state in ACTIVE:
+        return row.state, row.reason if row.reason not in ("None", "") else ""
+    if row.state in ("COMPLETED", "ENDED"):
+        return "FAILED", "the task ended without writing this run's result"
+    return row.state, ""
+
+
+def _last_line(path: layout.Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip()[:300] if lines else ""
+
+
+def _read_result(sweep: layout.SweepDir, run_id: str) -> dict[str, Any] | None:
+    try:
+        data = layout.read_json(sweep.result(run_id))
+    except (OSError, json.JSONDecodeError):
+        return None  # not written yet (writes are atomic, so a half file is never seen)
+    return data if isinstance(data, dict) else None
+
+
+def _read_progress(sweep: layout.SweepDir, run_id: str) -> Progress:
+    try:
+        return parse_history(sweep.history(run_id).read_text())
+    except (OSError, csv.Error, ValueError):
+        return Progress()
+
+
+def _elapsed(result: dict[str, Any] | None, row: JobRow | None) -> str:
+    if row is not None and row.elapsed:
+        return row.elapsed
+    if result and result.get("started") and result.get("finished"):
+        seconds = (dt.datetime.fromisoformat(result["finished"])
+                   - dt.datetime.fromisoformat(result["started"])).total_seconds()
+        return str(dt.timedelta(seconds=round(seconds)))
+    return ""
+
+
+def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> SweepStatus:
+    """One scheduler call per executor in the manifest (in practice one), then the run folders."""
+    man = manifest.read(sweep)
+    latest = man.latest_job()
+    by_executor: dict[str, list[Submission]] = {}
+    for sub in man.submissions:
+        by_executor.setdefault(sub.executor, []).append(sub)
+    states: dict[tuple[str, int], JobRow] = {}
+    warnings = []
+    for executor, subs in by_executor.items():
+        found, warning = backend_for(executor).states(subs)
+        states.update(found)
+        if warning:
+            warnings.append(warning)
+
+    results = {r["run_id"]: _read_result(sweep, r["run_id"]) for r in man.runs}
+    out = []
+    for run in man.runs:
+        run_id = run["run_id"]
+        result = results[run_id]
+        progress = _read_progress(sweep, run_id)
+        sub, task = latest.get(run_id, (None, 0))
+        row = states.get((sub.job_id, task)) if sub else None
+        # The run a busy task is on now: the first of its runs without a result.
+        first = sub is not None and run_id == next(
+            (r for r in sub.tasks[task] if results.get(r) is None), None)
+        state, note = run_state(result, row, sub is not None, progress, first)
+        if state not in FINISHED and not note and sub is not None and state not in ACTIVE:
+            note = _last_line(sweep.job_log(sub.job_name(task)))
+        metric = monitor_metric(progress.last)
+        out.append(RunStatus(
+            run_id, run["config_id"], run["seed"], state, progress.epochs_done,
+            run["settings"]["train"]["epochs"], metric, progress.last.get(metric), _elapsed(result, row),
+            sub.job_name(task) if sub else "", note))
+    return SweepStatus(man.name, out, "; ".join(warnings))

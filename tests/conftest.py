@@ -1,0 +1,44 @@
+"""Shared fixtures: seeded randomness, and the lab Slurm cluster for tests marked `slurm`."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    random.seed(0)
+    np.random.seed(0)
+
+
+def _slurm_problem() -> str:
+    """Why the lab cluster cannot be used here, or '' when it answers."""
+    if shutil.which("sinfo") is None:
+        return "Slurm client tools not installed (run slurm/install.sh as root)"
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer in 20 s"
+    if proc.returncode != 0:
+        return f"slurmctld not reachable: {proc.stderr.strip()} (start it with: sudo slurm/start.sh)"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def lab_slurm() -> None:
+    """The lab cluster from slurm/start.sh. Skipped with the reason where it is not up, unless CI demands it."""
+    problem = _slurm_problem()
+    if problem:
+        if os.environ.get("HPCJOBS_REQUIRE_SLURM"):
+            pytest.fail(f"HPCJOBS_REQUIRE_SLURM is set but {problem}")
+        pytest.skip(problem)

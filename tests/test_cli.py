@@ -1,0 +1,106 @@
+"""The command line: help for every command, exact exit codes, one-line errors, light login-node imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hpcjobs import layout, manifest
+from hpcjobs.cli import cli
+from hpcjobs.manifest import Submission
+from hpcjobs.spec import expand, load_spec
+
+from .conftest import EXAMPLES
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    runner = CliRunner()
+    for name, command in cli.commands.items():
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0, name
+        assert "Example:" in result.output, f"'hpcjobs {name} --help' shows no example"
+        assert command.help and command.help.strip(), name
+
+
+def _fake_sweep(root: Path) -> layout.SweepDir:
+    """A submitted moons sweep on the fake executor, one run finished, written the way submit writes it."""
+    spec = load_spec(EXAMPLES / "moons.toml")
+    runs = expand(spec)
+    sweep = layout.SweepDir(root / spec.name)
+    layout.make_private_dir(sweep.root)
+    man = manifest.Manifest.new(spec.name, spec.backend, runs, spec.slurm)
+    man.submissions.append(Submission("fake", "1000", [[r.run_id] for r in runs]))
+    manifest.write(sweep, man)
+    first = runs[0].run_id
+    layout.write_text(sweep.history(first), "epoch,categorical_accuracy,loss,val_categorical_accuracy,val_loss\n"
+                      "0,0.5,0.7,0.55,0.69\n1,0.8,0.4,0.85,0.38\n")
+    layout.write_json(sweep.result(first), {"status": "COMPLETED", "params": 38,
+                                            "test": {"accuracy": 0.8, "f1_macro": 0.79}})
+    return sweep
+
+
+def test_status_json_reports_disk_state(tmp_path: Path) -> None:
+    sweep = _fake_sweep(tmp_path)
+    result = CliRunner().invoke(cli, ["status", "moons", "--results", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["counts"] == {"SUBMITTED": 5, "COMPLETED": 1}
+    first = data["runs"][0]
+    assert (first["state"], first["epochs_done"], first["value"]) == ("COMPLETED", 2, 0.85)
+    assert sweep.root.name == data["name"]
+
+
+def test_status_without_name_lists_sweeps(tmp_path: Path) -> None:
+    _fake_sweep(tmp_path)
+    result = CliRunner().invoke(cli, ["status", "--results", str(tmp_path), "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.output) == [{"name": "moons", "counts": {"SUBMITTED": 5, "COMPLETED": 1}}]
+
+
+def test_unknown_sweep_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["status", "nope", "--results", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1
+    assert result.output.startswith("hpcjobs: error: no sweep 'nope'")
+
+
+def test_bad_sweep_file_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[data]\nsource = "digits"\n[model]\nhiden = [3]\n')
+    results = tmp_path / "results"
+    result = CliRunner().invoke(cli, ["submit", str(bad), "--executor", "local", "--results", str(results)])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1
+    assert "unknown key 'model.hiden'" in result.output and "model.hidden" in result.output
+    assert not results.exists()
+
+
+def test_dry_run_lists_runs_and_writes_nothing(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    result = CliRunner().invoke(cli, ["submit", str(EXAMPLES / "digits_depth.toml"), "--dry-run",
+                                      "--executor", "local", "--results", str(results)])
+    assert result.exit_code == 0, result.output
+    assert "digits-depth: 24 runs, 24 to submit" in result.output
+    assert "hidden-20x50x70x100x70x50x20__learning_rate-0.001__seed-0" in result.output
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("command", ["status", "collect"])
+def test_login_node_commands_import_no_deep_learning(tmp_path: Path, command: str) -> None:
+    _fake_sweep(tmp_path)
+    code = (
+        "import sys\n"
+        "from hpcjobs.cli import main\n"
+        f"sys.argv = ['hpcjobs', '{command}', 'moons', '--results', {str(tmp_path)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax', 'torch'))\n"
+        "assert not heavy, heavy\n"
+        f"assert {command == 'collect'} or 'pandas' not in sys.modules, 'status imported pandas'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
