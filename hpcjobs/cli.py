@@ -269,20 +269,44 @@ def fetch_data(dataset: str) -> None:
     click.echo(f"{dataset}: cached in {data.fetch(dataset)}")
 
 
-@cli.command("run")
-@click.argument("sweep_dir", type=click.Path(path_type=Path))
-@click.argument("run_ids", nargs=-1, required=True)
+@cli.command("export-sbatch")
+@click.argument("sweep_file", type=click.Path(path_type=Path))
+@results_option
+@click.option("--python", default="python3", show_default=True, help="Python on the compute nodes.")
 @handle_errors
-def run_cmd(sweep_dir: Path, run_ids: tuple[str, ...]) -> None:
-    """Train runs of a submitted sweep in this process (what a compute-node task does).
+def export_sbatch(sweep_file: Path, results: Path | None, python: str) -> None:
+    """Write the sweep folder and a plain sbatch array script (no pickles), to submit by hand.
 
     \b
     Example:
-      hpcjobs run results/moons 'hidden-3x5__seed-0'
+      hpcjobs export-sbatch examples/digits_depth.toml
+      sbatch results/digits-depth/sbatch.sh
+    """
+    path = sweeps.export_sbatch(sweep_file, results, python)
+    click.echo(f"wrote {path}: submit it with `sbatch {path}`")
+
+
+@cli.command("run")
+@click.argument("sweep_dir", type=click.Path(path_type=Path))
+@click.argument("run_ids", nargs=-1)
+@click.option("--index", type=int, help="Train the sweep's run number INDEX (an array task id).")
+@handle_errors
+def run_cmd(sweep_dir: Path, run_ids: tuple[str, ...], index: int | None) -> None:
+    """Train runs of a sweep folder in this process (what a compute-node task does).
+
+    \b
+    Example:
+      hpcjobs run results/moons hidden-3x5__seed-0
+      hpcjobs run results/moons --index "$SLURM_ARRAY_TASK_ID"
     """
     from .worker import Task
 
-    outcomes = Task(str(layout.sweep_dir(sweep_dir).root), run_ids)()
+    sweep = layout.sweep_dir(sweep_dir)
+    if index is not None:
+        run_ids = (*run_ids, sweeps.run_at(sweep, index))
+    if not run_ids:
+        raise click.UsageError("give RUN_IDS or --index")
+    outcomes = Task(str(sweep.root), run_ids)()
     for run_id, state in outcomes.items():
         click.echo(f"{run_id}: {state}")
     if any(s not in ("COMPLETED", "DIVERGED") for s in outcomes.values()):

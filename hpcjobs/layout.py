@@ -57,6 +57,10 @@ class SweepDir:
         return self.root / "summary.csv"
 
     @property
+    def export_script(self) -> Path:
+        return self.root / "sbatch.sh"
+
+    @property
     def plots_dir(self) -> Path:
         return self.root / "plots"
 

@@ -6,6 +6,7 @@ Nothing here runs a command; `backends.py` does, and hands the text to these fun
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -137,10 +138,22 @@ def parse_squeue(text: str) -> dict[tuple[str, int], JobRow]:
     return rows
 
 
-def sbatch_script(folder: str, params: dict[str, Any], n_tasks: int, python: str) -> str:
-    """The sbatch script submitit will submit for `n_tasks` tasks (for --dry-run)."""
+def sbatch_script(folder: str, params: dict[str, Any], n_tasks: int, python: str, command: str = "",
+                  use_srun: bool = True) -> str:
+    """The sbatch script for `n_tasks` tasks: submitit's own (for --dry-run) unless `command` is given."""
     from submitit.slurm.slurm import _make_sbatch_string
 
-    command = f"{python} -u -m submitit.core._submit {folder}"
+    command = command or f"{python} -u -m submitit.core._submit {shlex.quote(folder)}"
     return str(_make_sbatch_string(command=command, folder=folder, map_count=n_tasks if n_tasks > 1 else None,
-                                   **params))
+                                   use_srun=use_srun, **params))
+
+
+def export_script(sweep_root: str, settings: dict[str, Any], job_name: str, n_runs: int, python: str) -> str:
+    """A plain array script, no pickles: task i trains the sweep's run number i through `hpcjobs run`."""
+    command = (f"{shlex.quote(python)} -m hpcjobs run {shlex.quote(sweep_root)} "
+               f'--index "${{SLURM_ARRAY_TASK_ID:-0}}"')
+    folder = f"{sweep_root}/submitit"
+    header = f"# Written by `hpcjobs export-sbatch`: {n_runs} runs, one per array task. Submit with: sbatch <file>\n"
+    script = sbatch_script(folder, executor_parameters(settings, job_name), n_runs, python,
+                           command=command, use_srun=False)
+    return script.replace("#!/bin/bash\n", "#!/bin/bash\n" + header, 1)

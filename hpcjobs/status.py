@@ -99,6 +99,8 @@ def run_state(result: dict[str, Any] | None, row: JobRow | None, submitted: bool
     if result is not None:
         return str(result.get("status", "FAILED")), str(result.get("error") or result.get("hint") or "")
     if not submitted:
+        if progress.epochs_done:
+            return "RUNNING", "submitted outside hpcjobs (export-sbatch): state read from its files"
         return "NOT_SUBMITTED", ""
     if row is None:
         return "SUBMITTED", "not yet known to the scheduler"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import layout, manifest, status
+from . import layout, manifest, slurm, status
 from .backends import Backend, BackendError
 from .manifest import Manifest, Submission
 from .spec import DATASETS, Run, Spec, SpecError, expand, load_spec
@@ -89,8 +89,8 @@ def _set_aside(sweep: layout.SweepDir, run_ids: list[str]) -> None:
             old.replace(sweep.previous_result(run_id))
 
 
-def submit(sweep_file: Path, results: str | Path | None, backend: Backend,
-           backend_for: Callable[[str], Backend], dry_run: bool = False) -> Outcome:
+def _prepare(sweep_file: Path, results: str | Path | None) -> tuple[Spec, list[Run], layout.SweepDir, Manifest | None]:
+    """Everything that can be checked before a byte is written."""
     spec = load_spec(sweep_file)
     runs = expand(spec)
     check_data(spec)
@@ -98,7 +98,22 @@ def submit(sweep_file: Path, results: str | Path | None, backend: Backend,
     if root.exists() and not root.is_dir():
         raise SweepError(f"--results {root} is a file: expected a folder")
     sweep = layout.SweepDir(root / spec.name)
-    old = _existing(sweep, spec, runs)
+    return spec, runs, sweep, _existing(sweep, spec, runs)
+
+
+def _write_new(sweep: layout.SweepDir, spec: Spec, runs: list[Run], sweep_file: Path) -> Manifest:
+    layout.make_private_dir(sweep.root)
+    layout.write_text(sweep.sweep_file, sweep_file.read_text())
+    for run in runs:
+        layout.write_json(sweep.config(run.run_id), run.config(spec.name, spec.backend))
+    man = Manifest.new(spec.name, spec.backend, runs, spec.slurm)
+    manifest.write(sweep, man)
+    return man
+
+
+def submit(sweep_file: Path, results: str | Path | None, backend: Backend,
+           backend_for: Callable[[str], Backend], dry_run: bool = False) -> Outcome:
+    spec, runs, sweep, old = _prepare(sweep_file, results)
     if old is None:
         todo = [r.run_id for r in runs]
     else:
@@ -110,17 +125,9 @@ def submit(sweep_file: Path, results: str | Path | None, backend: Backend,
     if not todo:
         return outcome
     backend.check()
-    man = old or Manifest.new(spec.name, spec.backend, runs, spec.slurm)
-    if old is None:
-        layout.make_private_dir(sweep.root)
     try:
-        if old is None:
-            layout.write_text(sweep.sweep_file, sweep_file.read_text())
-            for run in runs:
-                layout.write_json(sweep.config(run.run_id), run.config(spec.name, spec.backend))
-            manifest.write(sweep, man)
-        else:
-            _set_aside(sweep, todo)
+        man = old or _write_new(sweep, spec, runs, sweep_file)
+        _set_aside(sweep, todo)
         outcome.submissions = backend.submit(sweep, outcome.tasks, spec.slurm)
     except BaseException:
         if old is None:
@@ -129,6 +136,18 @@ def submit(sweep_file: Path, results: str | Path | None, backend: Backend,
     man.submissions.extend(outcome.submissions)
     manifest.write(sweep, man)
     return outcome
+
+
+def export_sbatch(sweep_file: Path, results: str | Path | None, python: str) -> Path:
+    """Write the sweep folder and a plain sbatch array script for users who submit by hand."""
+    spec, runs, sweep, old = _prepare(sweep_file, results)
+    if old is None:
+        _write_new(sweep, spec, runs, sweep_file)
+    script = slurm.export_script(str(sweep.root.resolve()), spec.slurm, f"hpcjobs-{spec.name}", len(runs),
+                                 python)
+    layout.write_text(sweep.export_script, script)
+    sweep.export_script.chmod(0o700)
+    return sweep.export_script
 
 
 def resubmit(sweep: layout.SweepDir, mode: str, backend_for: Callable[[str], Backend],
@@ -148,6 +167,14 @@ def resubmit(sweep: layout.SweepDir, mode: str, backend_for: Callable[[str], Bac
         man.submissions.extend(outcome.submissions)
         manifest.write(sweep, man)
     return outcome
+
+
+def run_at(sweep: layout.SweepDir, index: int) -> str:
+    """The run id of an array task of an exported script."""
+    ids = manifest.read(sweep).run_ids
+    if not 0 <= index < len(ids):
+        raise SweepError(f"--index {index} is out of range: expected 0..{len(ids) - 1} for sweep {sweep.name}")
+    return ids[index]
 
 
 def cancel(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> list[str]:

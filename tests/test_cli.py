@@ -37,10 +37,15 @@ def _fake_sweep(root: Path) -> layout.SweepDir:
     man.submissions.append(Submission("fake", "1000", [[r.run_id] for r in runs]))
     manifest.write(sweep, man)
     first = runs[0].run_id
-    layout.write_text(sweep.history(first), "epoch,categorical_accuracy,loss,val_categorical_accuracy,val_loss\n"
-                      "0,0.5,0.7,0.55,0.69\n1,0.8,0.4,0.85,0.38\n")
-    layout.write_json(sweep.result(first), {"status": "COMPLETED", "params": 38,
-                                            "test": {"accuracy": 0.8, "f1_macro": 0.79}})
+    layout.write_text(
+        sweep.history(first),
+        "epoch,categorical_accuracy,loss,val_categorical_accuracy,val_loss\n"
+        "0,0.5,0.7,0.55,0.69\n1,0.8,0.4,0.85,0.38\n",
+    )
+    layout.write_json(
+        sweep.result(first),
+        {"status": "COMPLETED", "params": 38, "test": {"accuracy": 0.8, "f1_macro": 0.79}},
+    )
     return sweep
 
 
@@ -82,8 +87,18 @@ def test_bad_sweep_file_exits_2_and_writes_nothing(tmp_path: Path) -> None:
 
 def test_dry_run_lists_runs_and_writes_nothing(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    result = CliRunner().invoke(cli, ["submit", str(EXAMPLES / "digits_depth.toml"), "--dry-run",
-                                      "--executor", "local", "--results", str(results)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "submit",
+            str(EXAMPLES / "digits_depth.toml"),
+            "--dry-run",
+            "--executor",
+            "local",
+            "--results",
+            str(results),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "digits-depth: 24 runs, 24 to submit" in result.output
     assert "hidden-20x50x70x100x70x50x20__learning_rate-0.001__seed-0" in result.output

@@ -1,0 +1,342 @@
+"""Datasets: load, validate labels, split and standardize.
+
+Also imported on login nodes to check user files at submit time, so only numpy is imported at module
+level; scikit-learn and Keras are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import warnings
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BUILTIN = ("moons", "digits", "mnist", "fashion_mnist")
+
+# File names exactly as keras.datasets caches them (keras/src/datasets/{mnist,fashion_mnist}.py),
+# relative to the Keras cache's datasets/ folder.
+_FASHION_FILES = (
+    "train-labels-idx1-ubyte.gz",
+    "train-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+)
+CACHED_FILES: dict[str, tuple[str, ...]] = {
+    "mnist": ("mnist.npz",),
+    "fashion_mnist": tuple(f"fashion-mnist/{name}" for name in _FASHION_FILES),
+}
+
+_PREVIEW = 8
+
+
+class DataError(ValueError):
+    """A data source that cannot be used: one line saying what is wrong and what is expected."""
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def load(source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features (float32, samples × features) and integer labels (1-D) of a data source."""
+    if source == "moons":
+        from sklearn.datasets import make_moons
+
+        # The dataset is fixed on purpose: seeds vary initialisation and split, not the data.
+        x, y = make_moons(n_samples=1000, noise=0.2, random_state=0)
+        return x.astype(np.float32), y.astype(np.int64)
+    if source == "digits":
+        from sklearn.datasets import load_digits
+
+        x, y = load_digits(return_X_y=True)
+        return x.astype(np.float32), y.astype(np.int64)
+    if source in CACHED_FILES:
+        return _load_cached(source)
+    suffix = Path(source).suffix.lower()
+    if suffix not in (".npz", ".csv"):
+        raise DataError(
+            f"Expected a data source among {', '.join(BUILTIN)} or an absolute path to a .npz or .csv file. "
+            f"Received: {source!r}"
+        )
+    path = Path(source)
+    if not path.is_absolute():
+        raise DataError(f"Expected an absolute path to the data file. Received: {source!r}")
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    x, y = _read_npz(path) if suffix == ".npz" else _read_csv(path)
+    return _validated(x, y, str(path))
+
+
+def keras_datasets_dir() -> Path:
+    """Where keras.datasets caches downloads: $KERAS_HOME/datasets, else ~/.keras/datasets."""
+    home = os.environ.get("KERAS_HOME")
+    return (Path(home) if home else Path.home() / ".keras") / "datasets"
+
+
+def fetch(name: str) -> Path:
+    """Download mnist or fashion_mnist into the Keras cache (login nodes only: compute nodes are offline)."""
+    if name not in CACHED_FILES:
+        raise DataError(f"Expected a dataset to download among {', '.join(CACHED_FILES)}. Received: {name!r}")
+    try:
+        import keras
+    except ImportError as err:
+        raise DataError(
+            f"downloading {name} needs keras: install hpcjobs[tf] or hpcjobs[jax] ({err})"
+        ) from err
+    getattr(keras.datasets, name).load_data()
+    missing = _missing_cache_files(name)
+    if missing:
+        # Keras falls back to /tmp/.keras when the cache folder is not writable.
+        raise DataError(
+            f"keras downloaded {name}, but not into {keras_datasets_dir()}; missing: {missing[0]}"
+        )
+    return keras_datasets_dir() / Path(CACHED_FILES[name][0]).parts[0]
+
+
+def check_labels(y: np.ndarray, source: str | None = None) -> int:
+    """Number of classes K; labels must be integers 0..K-1 with every class present, K >= 2.
+
+    keras.utils.to_categorical silently maps -1 to the last class and gives absent classes dead outputs,
+    so both are refused here rather than trained on.
+    """
+    where = f"{source}: " if source else ""
+    labels = _integer_labels(np.asarray(y), where)
+    if labels.size == 0:
+        raise DataError(f"{where}Expected at least one label. Received: no rows")
+    negative = labels[labels < 0]
+    if negative.size:
+        raise DataError(
+            f"{where}labels must be 0..K-1 with every class present; received {_counted(negative)}"
+        )
+    present = np.unique(labels)
+    if present.size < 2:
+        raise DataError(f"{where}Expected at least 2 classes. Received: only class {present[0]}")
+    missing = np.setdiff1d(np.arange(present[-1] + 1), present)
+    if missing.size:
+        classes = "class" if missing.size == 1 else "classes"
+        raise DataError(
+            f"{where}labels must be 0..K-1 with every class present; missing {classes} "
+            f"{_preview(missing)} (labels present: {_preview(present)})"
+        )
+    return int(present[-1]) + 1
+
+
+def split(x: np.ndarray, y: np.ndarray, test_fraction: float, validation_fraction: float, seed: int) -> Split:
+    """Seeded random train/validation/test split, features standardized with the TRAIN mean and std."""
+    n = len(x)
+    if len(y) != n:
+        raise DataError(f"Expected as many labels as samples. Received: {n} samples, {len(y)} labels")
+    if not (
+        0 <= test_fraction < 1 and 0 <= validation_fraction < 1 and test_fraction + validation_fraction < 1
+    ):
+        raise DataError(
+            "Expected test_fraction and validation_fraction in [0, 1) with a sum below 1. "
+            f"Received: test_fraction={test_fraction}, validation_fraction={validation_fraction}"
+        )
+    n_test = round(n * test_fraction)
+    n_val = round(n * validation_fraction)
+    n_train = n - n_test - n_val
+    if min(n_train, n_val, n_test) < 1:
+        raise DataError(
+            "Expected at least one sample in each of train, validation and test. "
+            f"Received: {n} samples split {n_train}/{n_val}/{n_test} "
+            f"(test_fraction={test_fraction}, validation_fraction={validation_fraction})"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+    mean, std = standardizer(x[train])
+    scaled = ((x - mean) / std).astype(np.float32)
+    return Split(scaled[train], y[train], scaled[val], y[val], scaled[test], y[test])
+
+
+def standardizer(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std; constant features (e.g. MNIST border pixels) get std 1, not a 0 division."""
+    mean = x_train.mean(axis=0, dtype=np.float64)
+    std = x_train.std(axis=0, dtype=np.float64)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def _load_cached(name: str) -> tuple[np.ndarray, np.ndarray]:
+    missing = _missing_cache_files(name)
+    if missing:
+        # Never download here: compute nodes have no internet, and a hung download wastes an allocation.
+        raise DataError(
+            f"{name} is not in the Keras cache ({missing[0]} missing): "
+            f"run `hpcjobs fetch-data {name}` on a login node (compute nodes have no internet)"
+        )
+    paths = [keras_datasets_dir() / f for f in CACHED_FILES[name]]
+    try:
+        if name == "mnist":
+            with np.load(paths[0], allow_pickle=False) as f:
+                parts = [(f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])]
+        else:
+            parts = [
+                (_idx_images(paths[1]), _idx_labels(paths[0])),
+                (_idx_images(paths[3]), _idx_labels(paths[2])),
+            ]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(
+            f"{name}: the cached copy in {keras_datasets_dir()} is unreadable ({err}); "
+            f"delete it and run `hpcjobs fetch-data {name}` on a login node"
+        ) from err
+    x = np.concatenate([images for images, _ in parts]).reshape(-1, 28 * 28).astype(np.float32)
+    y = np.concatenate([labels for _, labels in parts]).astype(np.int64)
+    return x, y
+
+
+def _missing_cache_files(name: str) -> list[Path]:
+    paths = [keras_datasets_dir() / f for f in CACHED_FILES[name]]
+    return [p for p in paths if not p.is_file()]
+
+
+def _idx_labels(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        return np.frombuffer(f.read(), np.uint8, offset=8)
+
+
+def _idx_images(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        return np.frombuffer(f.read(), np.uint8, offset=16)
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    # np.load would take a non-zip file for a pickle and blame pickling; say what is actually wrong.
+    if not zipfile.is_zipfile(path):
+        raise DataError(
+            f"{path}: Expected an .npz (zip) archive with arrays 'x' and 'y'. Received: not a zip file"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "x" not in archive or "y" not in archive:
+                found = ", ".join(sorted(archive.files)) or "no arrays"
+                raise DataError(f"{path}: Expected arrays 'x' and 'y'. Received: {found}")
+            return archive["x"], archive["y"]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"{path}: cannot read arrays 'x' and 'y' ({err})") from err
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            first = next(csv.reader(f), None)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: cannot read as UTF-8 text ({err})") from err
+    if first is None:
+        raise DataError(f"{path}: Expected numeric rows (features..., label). Received: an empty file")
+    # A header names the label column; a non-numeric feature in the first row is a data error, not a header.
+    skip = 0 if first and _is_number(first[-1]) else 1
+    try:
+        with warnings.catch_warnings():
+            # A header-only file is reported below, not as numpy's "input contained no data" warning.
+            warnings.simplefilter("ignore", UserWarning)
+            table = np.loadtxt(
+                path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64, encoding="utf-8"
+            )
+    except ValueError as err:
+        problem = _csv_problem(path, skip) or f"cannot parse as numeric CSV ({err})"
+        raise DataError(f"{path}: {problem}") from err
+    if table.shape[0] == 0:
+        raise DataError(f"{path}: Expected numeric rows (features..., label). Received: no data rows")
+    if table.shape[1] < 2:
+        raise DataError(
+            f"{path}: Expected at least 2 columns (features..., label). Received: {table.shape[1]} column"
+        )
+    return table[:, :-1], table[:, -1]
+
+
+def _csv_problem(path: Path, skip: int) -> str | None:
+    """Slow re-scan, on failure only, to name the first non-numeric cell."""
+    with path.open(newline="", encoding="utf-8") as f:
+        for line_no, row in enumerate(csv.reader(f), start=1):
+            if line_no <= skip:
+                continue
+            for col, cell in enumerate(row):
+                if not _is_number(cell):
+                    what = "label (last column)" if col == len(row) - 1 else f"feature in column {col + 1}"
+                    return f"Expected numbers only. Received: non-numeric {what} {cell!r} on line {line_no}"
+    return None
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _validated(x: np.ndarray, y: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    if x.ndim != 2:
+        raise DataError(f"{where}: Expected x of shape (samples, features). Received: shape {x.shape}")
+    if y.ndim != 1:
+        raise DataError(
+            f"{where}: Expected y as 1-D integer class labels (not one-hot). Received: shape {y.shape}"
+        )
+    if len(x) != len(y):
+        raise DataError(
+            f"{where}: Expected as many labels as samples. Received: {len(x)} samples, {len(y)} labels"
+        )
+    if len(x) == 0 or x.shape[1] == 0:
+        raise DataError(f"{where}: Expected at least one sample and one feature. Received: shape {x.shape}")
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{where}: Expected numeric features. Received: dtype {x.dtype}")
+    with np.errstate(over="ignore"):
+        # Values beyond float32's range become inf and are reported just below, with the row.
+        features = x.astype(np.float32)
+    bad_rows = np.flatnonzero(~np.isfinite(features).all(axis=1))
+    if bad_rows.size:
+        raise DataError(
+            f"{where}: Expected finite features (float32). Received: NaN or inf in {_rows(bad_rows.size)} "
+            f"(first: row {bad_rows[0]})"
+        )
+    return features, _integer_labels(y, f"{where}: ")
+
+
+def _integer_labels(y: np.ndarray, where: str) -> np.ndarray:
+    """Labels as int64; 1.0 is accepted as 1, but 1.5, NaN and strings are refused, never truncated."""
+    if y.ndim != 1:
+        raise DataError(f"{where}Expected 1-D class labels. Received: shape {y.shape}")
+    if y.dtype.kind not in "biuf":
+        example = f" (e.g. {_fmt(y.flat[0])!r})" if y.size else ""
+        raise DataError(f"{where}Expected numeric integer labels. Received: dtype {y.dtype}{example}")
+    if y.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            fractional = ~np.isfinite(y) | (y != np.round(y))
+        if fractional.any():
+            raise DataError(f"{where}Expected integer labels. Received: {_counted(y[fractional])}")
+    return y.astype(np.int64)
+
+
+def _counted(values: np.ndarray) -> str:
+    """'-1 (2 rows), 7 (1 row)': the offending values and how often each occurs."""
+    unique, counts = np.unique(values, return_counts=True)
+    parts = [f"{_fmt(v)} ({_rows(c)})" for v, c in zip(unique, counts, strict=True)]
+    more = f", ... ({len(parts) - _PREVIEW} more values)" if len(parts) > _PREVIEW else ""
+    return ", ".join(parts[:_PREVIEW]) + more
+
+
+def _preview(values: Sequence[int] | np.ndarray) -> str:
+    shown = ", ".join(_fmt(v) for v in list(values)[: 3 * _PREVIEW])
+    return shown + (", ..." if len(values) > 3 * _PREVIEW else "")
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
+def _fmt(value: object) -> str:
+    return str(value.item() if isinstance(value, np.generic) else value)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install the test dependencies, start the lab Slurm cluster where we are root, and run every test.
+# Extra arguments go to pytest (e.g. scripts/test.sh -m "not slurm").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+if [[ $(id -u) -eq 0 ]]; then
+  bash slurm/install.sh
+  bash slurm/start.sh
+else
+  echo "test.sh: not root, so the lab Slurm cluster is not started; tests marked 'slurm' will be skipped" >&2
+fi
+python3 -m pytest "$@"

@@ -1,0 +1,303 @@
+"""Status: history progress, the run-state decision table, and `gather` over a hand-built sweep folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpcjobs import layout, manifest, status
+from hpcjobs.backends import FakeBackend
+from hpcjobs.manifest import Submission
+from hpcjobs.slurm import JobRow
+from hpcjobs.spec import Run, expand, load_spec, parse_spec
+from hpcjobs.status import Progress
+
+from .conftest import EXAMPLES
+
+HISTORY = """\
+epoch,categorical_accuracy,loss,val_categorical_accuracy,val_loss
+0,0.50,0.70,0.55,0.69
+1,0.80,0.40,0.85,0.38
+"""
+
+# --- parse_history ----------------------------------------------------------------------------------
+
+
+def test_parse_history_counts_epochs_and_keeps_the_last_row() -> None:
+    assert status.parse_history(HISTORY) == Progress(
+        2,
+        {
+            "epoch": 1.0,
+            "categorical_accuracy": 0.8,
+            "loss": 0.4,
+            "val_categorical_accuracy": 0.85,
+            "val_loss": 0.38,
+        },
+    )
+
+
+def test_parse_history_counts_a_repeated_epoch_of_a_resumed_run_once() -> None:
+    text = "epoch,loss,val_loss\n0,1.0,1.1\n1,0.8,0.9\n1,0.7,0.75\n2,0.6,0.65\n"
+    assert status.parse_history(text) == Progress(3, {"epoch": 2.0, "loss": 0.6, "val_loss": 0.65})
+
+
+def test_parse_history_last_row_wins_for_the_latest_epoch() -> None:
+    text = "epoch,loss,val_loss\n0,1.0,1.1\n1,0.8,0.9\n1,0.7,0.75\n"
+    assert status.parse_history(text) == Progress(2, {"epoch": 1.0, "loss": 0.7, "val_loss": 0.75})
+
+
+def test_parse_history_of_nothing() -> None:
+    assert status.parse_history("") == Progress(0, {})
+    assert status.parse_history("epoch,loss,val_loss\n") == Progress(0, {})
+
+
+def test_parse_history_skips_cells_that_are_not_numbers() -> None:
+    assert status.parse_history("epoch,loss,note\n0,0.5,warm\n") == Progress(1, {"epoch": 0.0, "loss": 0.5})
+
+
+# --- monitor_metric ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("keys", "metric"),
+    [
+        (["val_loss", "val_categorical_accuracy", "val_accuracy"], "val_categorical_accuracy"),
+        (["val_loss", "val_accuracy"], "val_accuracy"),
+        (["loss", "val_loss"], "val_loss"),
+        (["loss", "categorical_accuracy"], ""),
+        ([], ""),
+    ],
+)
+def test_monitor_metric_prefers_validation_accuracy(keys: list[str], metric: str) -> None:
+    assert status.monitor_metric(dict.fromkeys(keys, 0.5)) == metric
+
+
+# --- run_state --------------------------------------------------------------------------------------
+
+NO_PROGRESS = Progress()
+SOME_PROGRESS = Progress(3, {"val_loss": 0.4})
+ENDED_NOTE = "the task ended without writing this run's result"
+
+
+def _case(
+    name: str,
+    expected: tuple[str, str],
+    result: dict[str, Any] | None = None,
+    row: JobRow | None = None,
+    submitted: bool = True,
+    progress: Progress = NO_PROGRESS,
+    first: bool = True,
+) -> Any:
+    return pytest.param(result, row, submitted, progress, first, expected, id=name)
+
+
+RUN_STATES = [
+    _case(
+        "result-wins-over-scheduler",
+        ("COMPLETED", ""),
+        result={"status": "COMPLETED"},
+        row=JobRow("RUNNING"),
+        progress=SOME_PROGRESS,
+    ),
+    _case(
+        "result-error-is-the-note",
+        ("DIVERGED", "loss is nan at epoch 3"),
+        result={"status": "DIVERGED", "error": "loss is nan at epoch 3"},
+    ),
+    _case(
+        "result-hint-is-the-note",
+        ("OUT_OF_MEMORY", "lower train.batch_size"),
+        result={"status": "OUT_OF_MEMORY", "error": "", "hint": "lower train.batch_size"},
+    ),
+    _case("result-without-status", ("FAILED", ""), result={}),
+    _case("not-submitted", ("NOT_SUBMITTED", ""), submitted=False),
+    _case(
+        "not-submitted-but-training",
+        ("RUNNING", "submitted outside hpcjobs (export-sbatch): state read from its files"),
+        submitted=False,
+        progress=SOME_PROGRESS,
+    ),
+    _case("no-scheduler-row", ("SUBMITTED", "not yet known to the scheduler")),
+    _case("running", ("RUNNING", ""), row=JobRow("RUNNING"), progress=SOME_PROGRESS),
+    _case("running-first-in-task", ("RUNNING", ""), row=JobRow("RUNNING")),
+    _case(
+        "running-with-progress-not-first",
+        ("RUNNING", ""),
+        row=JobRow("RUNNING"),
+        progress=SOME_PROGRESS,
+        first=False,
+    ),
+    _case(
+        "running-task-not-first",
+        ("PENDING", "queued behind earlier runs of its task"),
+        row=JobRow("RUNNING"),
+        first=False,
+    ),
+    _case("pending-with-reason", ("PENDING", "Priority"), row=JobRow("PENDING", reason="Priority")),
+    _case("pending-reason-None", ("PENDING", ""), row=JobRow("PENDING", reason="None")),
+    _case("requeued", ("REQUEUED", ""), row=JobRow("REQUEUED"), progress=SOME_PROGRESS),
+    _case("completed-no-result", ("FAILED", ENDED_NOTE), row=JobRow("COMPLETED"), progress=SOME_PROGRESS),
+    _case("local-ended-no-result", ("FAILED", ENDED_NOTE), row=JobRow("ENDED")),
+    _case("timeout", ("TIMEOUT", ""), row=JobRow("TIMEOUT"), progress=SOME_PROGRESS),
+    _case("out-of-memory", ("OUT_OF_MEMORY", ""), row=JobRow("OUT_OF_MEMORY")),
+    _case("node-fail", ("NODE_FAIL", ""), row=JobRow("NODE_FAIL")),
+    _case("cancelled", ("CANCELLED", ""), row=JobRow("CANCELLED")),
+    _case("preempted", ("PREEMPTED", ""), row=JobRow("PREEMPTED")),
+]
+
+
+@pytest.mark.parametrize(("result", "row", "submitted", "progress", "first", "expected"), RUN_STATES)
+def test_run_state(
+    result: dict[str, Any] | None,
+    row: JobRow | None,
+    submitted: bool,
+    progress: Progress,
+    first: bool,
+    expected: tuple[str, str],
+) -> None:
+    assert status.run_state(result, row, submitted, progress, first) == expected
+
+
+# --- gather -----------------------------------------------------------------------------------------
+
+
+def _sweep(root: Path, runs: list[Run], tasks: list[list[str]]) -> layout.SweepDir:
+    """A sweep folder as `submit` leaves it: the manifest with one fake submission."""
+    sweep = layout.SweepDir(root / "sweep")
+    layout.make_private_dir(sweep.root)
+    man = manifest.Manifest.new("moons", "tensorflow", runs, {})
+    man.submissions.append(Submission("fake", "1000", tasks))
+    manifest.write(sweep, man)
+    return sweep
+
+
+def test_gather_merges_scheduler_states_with_run_folders(tmp_path: Path) -> None:
+    runs = expand(load_spec(EXAMPLES / "moons.toml"))  # 6 runs, 30 epochs each
+    ids = [r.run_id for r in runs]
+    sweep = _sweep(tmp_path, runs, [[i] for i in ids])
+    layout.write_text(sweep.history(ids[0]), HISTORY)
+    layout.write_text(sweep.history(ids[1]), HISTORY)
+    layout.write_json(sweep.result(ids[1]), {"status": "COMPLETED"})
+    layout.write_text(
+        sweep.job_log("1000_3"),
+        "epoch 7\nslurmstepd: error: *** JOB 1003 CANCELLED DUE TO TIME LIMIT ***\n\n",
+    )
+    fake = FakeBackend(
+        scripted={
+            ("1000", 0): JobRow("RUNNING", elapsed="00:01:10"),
+            ("1000", 1): JobRow("COMPLETED", "0:0", "00:02:00"),
+            ("1000", 2): JobRow("PENDING", reason="Priority"),
+            ("1000", 3): JobRow("TIMEOUT", "0:0", "00:10:01"),
+            ("1000", 4): JobRow("COMPLETED", "0:0", "00:00:05"),
+            ("999", 5): JobRow("RUNNING"),  # another job: not this sweep's
+        }
+    )
+
+    got = status.gather(sweep, backend_for=lambda name: fake)
+
+    assert fake.state_calls == 1
+    assert got.name == "moons"
+    assert got.warning == ""
+    assert [
+        (r.run_id, r.state, r.epochs_done, r.epochs, r.metric, r.value, r.elapsed, r.job, r.note)
+        for r in got.runs
+    ] == [
+        (ids[0], "RUNNING", 2, 30, "val_categorical_accuracy", 0.85, "00:01:10", "1000_0", ""),
+        (ids[1], "COMPLETED", 2, 30, "val_categorical_accuracy", 0.85, "00:02:00", "1000_1", ""),
+        (ids[2], "PENDING", 0, 30, "", None, "", "1000_2", "Priority"),
+        (
+            ids[3],
+            "TIMEOUT",
+            0,
+            30,
+            "",
+            None,
+            "00:10:01",
+            "1000_3",
+            "slurmstepd: error: *** JOB 1003 CANCELLED DUE TO TIME LIMIT ***",
+        ),
+        (
+            ids[4],
+            "FAILED",
+            0,
+            30,
+            "",
+            None,
+            "00:00:05",
+            "1000_4",
+            "the task ended without writing this run's result",
+        ),
+        (ids[5], "SUBMITTED", 0, 30, "", None, "", "1000_5", "not yet known to the scheduler"),
+    ]
+    assert got.counts == {
+        "SUBMITTED": 1,
+        "PENDING": 1,
+        "RUNNING": 1,
+        "COMPLETED": 1,
+        "TIMEOUT": 1,
+        "FAILED": 1,
+    }
+    assert not got.done
+
+
+def test_gather_runs_behind_the_current_one_in_a_task_are_pending(tmp_path: Path) -> None:
+    runs = expand(load_spec(EXAMPLES / "moons.toml"))[:3]
+    ids = [r.run_id for r in runs]
+    sweep = _sweep(tmp_path, runs, [ids])  # one task trains all three in turn: a plain job "1000"
+    layout.write_json(
+        sweep.result(ids[0]),
+        {"status": "COMPLETED", "started": "2024-05-02T10:00:00", "finished": "2024-05-02T10:01:30"},
+    )
+    fake = FakeBackend(scripted={("1000", 0): JobRow("RUNNING")})
+
+    got = status.gather(sweep, backend_for=lambda name: fake)
+
+    assert [(r.state, r.job, r.note) for r in got.runs] == [
+        ("COMPLETED", "1000", ""),
+        ("RUNNING", "1000", ""),
+        ("PENDING", "1000", "queued behind earlier runs of its task"),
+    ]
+    assert got.runs[0].elapsed == "0:01:30"
+    assert fake.state_calls == 1
+
+
+def test_gather_scheduler_down_shows_disk_state_with_a_warning(tmp_path: Path) -> None:
+    runs = expand(load_spec(EXAMPLES / "moons.toml"))[:2]
+    ids = [r.run_id for r in runs]
+    sweep = _sweep(tmp_path, runs, [[i] for i in ids])
+    layout.write_json(sweep.result(ids[0]), {"status": "COMPLETED"})
+    fake = FakeBackend(down=True)
+
+    got = status.gather(sweep, backend_for=lambda name: fake)
+
+    assert [r.state for r in got.runs] == ["COMPLETED", "SUBMITTED"]
+    assert got.warning.startswith("Slurm unreachable")
+    assert fake.state_calls == 1
+
+
+def test_gather_1000_runs_makes_one_scheduler_call(tmp_path: Path) -> None:
+    spec = parse_spec(
+        {
+            "name": "big",
+            "data": {"source": "moons"},
+            "sweep": {"train.batch_size": list(range(1, 251)), "seeds": [0, 1, 2, 3]},
+        }
+    )
+    runs = expand(spec)
+    assert len(runs) == 1000
+    sweep = _sweep(tmp_path, runs, [[r.run_id] for r in runs])
+    layout.write_text(sweep.history(runs[0].run_id), HISTORY)
+    layout.write_json(sweep.result(runs[999].run_id), {"status": "COMPLETED"})
+    scripted = {("1000", i): JobRow("PENDING", reason="JobArrayTaskLimit") for i in range(1000)}
+    scripted[("1000", 0)] = JobRow("RUNNING")
+    fake = FakeBackend(scripted=scripted)
+
+    got = status.gather(sweep, backend_for=lambda name: fake)
+
+    assert fake.state_calls == 1
+    assert len(got.runs) == 1000
+    assert got.counts == {"PENDING": 998, "RUNNING": 1, "COMPLETED": 1}
+    assert (got.runs[0].epochs_done, got.runs[0].value) == (2, 0.85)
+    assert got.runs[500].note == "JobArrayTaskLimit"

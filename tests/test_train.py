@@ -1,0 +1,288 @@
+from __future__ import annotations
+
+import importlib
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpcjobs.layout import SweepDir, read_json, write_json
+
+pytestmark = pytest.mark.keras
+
+METRICS = ["categorical_accuracy", "mean_squared_error", "mean_absolute_error"]
+
+
+@pytest.fixture(autouse=True)
+def train(monkeypatch):
+    """hpcjobs.train, imported only once KERAS_BACKEND is set (Keras reads it at import time)."""
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    return importlib.import_module("hpcjobs.train")
+
+
+@pytest.fixture
+def source(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 2))
+    path = tmp_path / "toy.npz"
+    np.savez(path, x=x, y=(x[:, 0] + x[:, 1] > 0).astype(int))
+    return str(path)
+
+
+def make_run(root, source, run_id="hidden-8x4__seed-0", **train_overrides):
+    sweep = SweepDir(root)
+    train_cfg = {
+        "epochs": 2,
+        "batch_size": 16,
+        "optimizer": "adam",
+        "learning_rate": 0.01,
+        "metrics": METRICS,
+        "precision": "auto",
+        "early_stopping_patience": 0,
+        **train_overrides,
+    }
+    config = {
+        "run_id": run_id,
+        "sweep": "toy",
+        "backend": "tensorflow",
+        "seed": 0,
+        "data": {"source": source, "test_fraction": 0.2, "validation_fraction": 0.1},
+        "model": {"hidden": [8, 4], "activation": "relu", "dropout": 0.0},
+        "train": train_cfg,
+    }
+    write_json(sweep.config(run_id), config)
+    return sweep, run_id
+
+
+# --- pure parts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("requested", "capability", "policy"),
+    [
+        ("auto", None, "float32"),
+        ("auto", (9, 0), "mixed_bfloat16"),
+        ("auto", (8, 0), "mixed_bfloat16"),
+        ("auto", (7, 5), "mixed_float16"),
+        ("auto", (7, 0), "mixed_float16"),
+        ("auto", (6, 1), "float32"),
+        ("float32", (9, 0), "float32"),
+        ("mixed_float16", None, "mixed_float16"),
+        ("mixed_bfloat16", (7, 0), "mixed_bfloat16"),
+    ],
+)
+def test_choose_policy(train, requested, capability, policy):
+    assert train.choose_policy(requested, capability) == policy
+
+
+def test_choose_policy_rejects_unknown(train):
+    with pytest.raises(ValueError, match="Expected precision among auto, float32"):
+        train.choose_policy("float16", None)
+
+
+@pytest.mark.parametrize(
+    ("metrics", "monitor"),
+    [
+        (METRICS, ("val_categorical_accuracy", "max")),
+        (["accuracy", "mean_squared_error"], ("val_accuracy", "max")),
+        (["mean_absolute_error"], ("val_loss", "min")),
+    ],
+)
+def test_choose_monitor(train, metrics, monitor):
+    assert train.choose_monitor(metrics) == monitor
+
+
+def test_summarize_history_keeps_the_last_row_of_a_repeated_epoch(train):
+    history = pd.DataFrame(
+        {
+            "epoch": [0, 1, 1, 2],
+            "loss": [0.9, 0.8, 0.7, 0.6],
+            "val_categorical_accuracy": [0.5, 0.9, 0.7, 0.8],  # the 0.9 row was redone after a requeue
+            "val_loss": [1.0, 0.5, 0.6, 0.65],
+        }
+    )
+    summary = train.summarize_history(history, "val_categorical_accuracy", "max")
+    assert summary == {
+        "epochs_done": 3,
+        "best_epoch": 3,
+        "monitor": "val_categorical_accuracy",
+        "best": {"val_categorical_accuracy": 0.8, "val_loss": 0.65},
+        "final_loss": 0.6,
+    }
+    assert train.summarize_history(history, "val_loss", "min")["best_epoch"] == 2
+
+
+def test_summarize_history_of_a_run_that_diverged_at_once(train):
+    history = pd.DataFrame({"epoch": [0], "loss": [math.nan], "val_loss": [math.nan]})
+    summary = train.summarize_history(history, "val_loss", "min")
+    assert summary["best_epoch"] is None and summary["best"] == {} and summary["final_loss"] is None
+
+
+def test_build_result(train):
+    config = {"run_id": "r", "seed": 3, "train": {"epochs": 10}}
+    result = train.build_result(
+        config,
+        {
+            "epochs_done": 4,
+            "best_epoch": 2,
+            "monitor": "val_loss",
+            "best": {"val_loss": 0.5},
+            "final_loss": 0.4,
+        },
+        diverged_epoch=4,
+        test={"loss": math.nan, "f1_macro": 0.25},
+        params=70,
+        session_epochs=2,
+        session_seconds=4.0,
+        n_train=100,
+        precision_policy="float32",
+        backend="tensorflow",
+        device="cpu",
+        versions={"keras": "3"},
+        started="a",
+        finished="b",
+    )
+    assert result["status"] == "DIVERGED" and result["diverged_epoch"] == 4
+    assert result["test"] == {"loss": None, "f1_macro": 0.25}
+    assert (result["seconds_per_epoch"], result["samples_per_second"]) == (2.0, 50.0)
+    assert result["epochs"] == 10 and result["seed"] == 3 and result["config"] is config
+
+
+def test_probe_device_on_cpu(train):
+    assert train.probe_device("tensorflow") == ("cpu", None)
+
+
+def test_softmax_stays_float32_under_mixed_bfloat16(train):
+    import keras
+
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = train.build_model(5, 3, hidden=[8, 4], activation="gelu", dropout=0.5)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [layer.compute_dtype for layer in dense] == ["bfloat16", "bfloat16", "float32"]
+    assert dense[-1].dtype_policy.name == "float32"
+    assert sum(isinstance(layer, keras.layers.Dropout) for layer in model.layers) == 2
+    assert model.count_params() == (5 * 8 + 8) + (8 * 4 + 4) + (4 * 3 + 3)
+
+
+def test_mixed_float16_loss_scaling_is_wrapped_exactly_once(train):
+    import keras
+
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        model = train.build_model(2, 2, hidden=[4], activation="relu", dropout=0.0)
+        model.compile(optimizer=train.OPTIMIZERS["adam"](learning_rate=0.01), loss="categorical_crossentropy")
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert not isinstance(model.optimizer.inner_optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+# --- real (tiny) trainings ----------------------------------------------------------------------
+
+
+def test_train_run_completes(train, tmp_path, source, capsys):
+    sweep, run_id = make_run(tmp_path / "sweep", source)
+    result = train.train_run(sweep, run_id)
+
+    history = pd.read_csv(sweep.history(run_id))
+    assert list(history["epoch"]) == [0, 1]
+    for name in ["loss", "val_loss", *METRICS, *(f"val_{m}" for m in METRICS)]:
+        assert name in history.columns
+    assert read_json(sweep.result(run_id)) == read_json_roundtrip(result)
+    assert result["status"] == "COMPLETED" and result["diverged_epoch"] is None
+    assert (result["epochs"], result["epochs_done"]) == (2, 2)
+    assert result["params"] == (2 * 8 + 8) + (8 * 4 + 4) + (4 * 2 + 2)
+    assert result["precision_policy"] == "float32" and result["device"] == "cpu"
+    assert result["monitor"] == "val_categorical_accuracy" and result["best_epoch"] in (1, 2)
+    assert set(result["best"]) == {"val_loss", *(f"val_{m}" for m in METRICS)}
+    assert 0.0 <= result["test"]["f1_macro"] <= 1.0
+    assert {"loss", "categorical_accuracy", "precision_macro", "recall_macro"} <= set(result["test"])
+    assert result["samples_per_second"] > 0 and set(result["versions"]) >= {"python", "keras", "tensorflow"}
+    assert not sweep.backup_dir(run_id).exists()
+    assert capsys.readouterr().out.count(f"{run_id} epoch ") == 2
+
+
+def read_json_roundtrip(result):
+    import json
+
+    return json.loads(json.dumps(result, default=str))
+
+
+def test_same_seed_same_history(train, tmp_path, source):
+    histories = []
+    for name in ("a", "b"):
+        sweep, run_id = make_run(tmp_path / name, source)
+        train.train_run(sweep, run_id)
+        histories.append(pd.read_csv(sweep.history(run_id)))
+    pd.testing.assert_frame_equal(histories[0], histories[1])
+
+
+def test_huge_learning_rate_diverges(train, tmp_path, source):
+    # Plain SGD at 1e10 overflows the weights within the first epoch (adam/rmsprop normalise the step).
+    sweep, run_id = make_run(tmp_path / "sweep", source, epochs=3, optimizer="sgd", learning_rate=1e10)
+    result = train.train_run(sweep, run_id)
+    assert result["status"] == "DIVERGED" and result["diverged_epoch"] == 1
+    assert result["epochs_done"] == 1 and result["final_loss"] is None
+    assert not sweep.backup_dir(run_id).exists()
+
+
+def test_mixed_bfloat16_trains_and_policy_is_reset(train, tmp_path, source):
+    import keras
+
+    sweep, run_id = make_run(tmp_path / "sweep", source, epochs=1, precision="mixed_bfloat16")
+    result = train.train_run(sweep, run_id)
+    assert result["precision_policy"] == "mixed_bfloat16" and result["status"] == "COMPLETED"
+    assert keras.mixed_precision.dtype_policy().name == "float32"
+
+
+def test_early_stopping_run(train, tmp_path, source):
+    sweep, run_id = make_run(tmp_path / "sweep", source, early_stopping_patience=1)
+    result = train.train_run(sweep, run_id)
+    assert result["status"] == "COMPLETED" and 1 <= result["epochs_done"] <= 2
+
+
+class Preempted(Exception):
+    """Stands in for Slurm killing the job."""
+
+
+def test_requeued_run_resumes_from_its_last_finished_epoch(train, tmp_path, source, monkeypatch):
+    import keras
+
+    original = train.EpochLine.on_epoch_end
+    loggers = []
+
+    class RecordedCSVLogger(keras.callbacks.CSVLogger):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            loggers.append(self)
+
+    def killed_after_second_epoch(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise Preempted
+
+    sweep, run_id = make_run(tmp_path / "sweep", source, epochs=3)
+    monkeypatch.setattr(train.EpochLine, "on_epoch_end", killed_after_second_epoch)
+    monkeypatch.setattr(keras.callbacks, "CSVLogger", RecordedCSVLogger)
+    with pytest.raises(Preempted):
+        train.train_run(sweep, run_id)
+    loggers[0].csv_file.close()  # a real kill closes it with the process
+    assert sweep.backup_dir(run_id).is_dir() and not sweep.result(run_id).exists()
+    monkeypatch.setattr(train.EpochLine, "on_epoch_end", original)
+
+    result = train.train_run(sweep, run_id)
+    assert list(pd.read_csv(sweep.history(run_id))["epoch"]) == [0, 1, 2]
+    assert result["epochs_done"] == 3 and result["status"] == "COMPLETED"
+    assert not sweep.backup_dir(run_id).exists()
+
+
+def test_backend_mismatch_is_refused(train, tmp_path, source):
+    sweep, run_id = make_run(tmp_path / "sweep", source)
+    config = read_json(sweep.config(run_id))
+    write_json(sweep.config(run_id), {**config, "backend": "jax"})
+    with pytest.raises(RuntimeError, match="Expected the Keras backend of the config, 'jax'"):
+        train.train_run(sweep, run_id)
