@@ -36,8 +36,9 @@ class Backend(Protocol):
 
     def group(self, run_ids: Sequence[str]) -> list[list[str]]: ...
 
-    def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[Submission]:
-        ...
+    def submit(
+        self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]
+    ) -> list[Submission]: ...
 
     def states(self, subs: Sequence[Submission]) -> tuple[States, str]: ...
 
@@ -52,7 +53,9 @@ def _run(cmd: list[str], timeout: float = 60) -> str:
     except FileNotFoundError:
         raise BackendError(f"'{cmd[0]}' not found: expected the Slurm client tools on PATH") from None
     except subprocess.TimeoutExpired:
-        raise BackendError(f"'{' '.join(cmd[:2])}' did not answer in {timeout:.0f} s: is slurmctld up?") from None
+        raise BackendError(
+            f"'{' '.join(cmd[:2])}' did not answer in {timeout:.0f} s: is slurmctld up?"
+        ) from None
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines() or [f"exit code {proc.returncode}"]
         raise BackendError(f"'{' '.join(cmd[:2])}' failed: {lines[-1]}")

@@ -23,7 +23,8 @@ from .spec import SpecError
 
 F = TypeVar("F", bound=Callable[..., Any])
 INPUT_ERRORS: tuple[type[Exception], ...] = (SpecError, sweeps.SweepError, layout.LayoutError)
-out = Console()
+# Piped output (files, CI logs, README transcripts) gets room for whole tables instead of 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _input_errors() -> tuple[type[Exception], ...]:
@@ -49,8 +50,12 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-results_option = click.option("--results", type=click.Path(path_type=Path), default=None,
-                              help="Results folder (default: $HPCJOBS_RESULTS, else ./results).")
+results_option = click.option(
+    "--results",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Results folder (default: $HPCJOBS_RESULTS, else ./results).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,8 +83,9 @@ def _watch(sweep: layout.SweepDir, interval: float, max_interval: float) -> stat
             st = status.gather(sweep, backends.for_executor)
             ended = sum(1 for r in st.runs if r.state not in ("RUNNING", "PENDING", "SUBMITTED", "REQUEUED"))
             bar.update(runs, completed=ended, total=len(st.runs))
-            bar.update(epochs, completed=sum(r.epochs_done for r in st.runs),
-                       total=sum(r.epochs for r in st.runs))
+            bar.update(
+                epochs, completed=sum(r.epochs_done for r in st.runs), total=sum(r.epochs for r in st.runs)
+            )
             if st.done:
                 return st
             time.sleep(interval)
@@ -88,8 +94,13 @@ def _watch(sweep: layout.SweepDir, interval: float, max_interval: float) -> stat
 
 @cli.command()
 @click.argument("sweep_file", type=click.Path(path_type=Path))
-@click.option("--executor", type=click.Choice(["auto", "slurm", "local"]), default="auto", show_default=True,
-              help="auto: Slurm where sbatch exists, else this machine.")
+@click.option(
+    "--executor",
+    type=click.Choice(["auto", "slurm", "local"]),
+    default="auto",
+    show_default=True,
+    help="auto: Slurm where sbatch exists, else this machine.",
+)
 @results_option
 @click.option("--dry-run", is_flag=True, help="Print the runs (and sbatch scripts) without submitting.")
 @click.option("--wait", is_flag=True, help="Block with a progress bar until every run has ended.")
@@ -108,8 +119,10 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
     if dry_run:
         for script in outcome.scripts:
             click.echo(script)
-        click.echo(f"{name}: {len(outcome.runs)} runs, {len(todo)} to submit as {len(outcome.tasks)} "
-                   f"{backend.name} tasks (dry run: nothing written or submitted)")
+        click.echo(
+            f"{name}: {len(outcome.runs)} runs, {len(todo)} to submit as {len(outcome.tasks)} "
+            f"{backend.name} tasks (dry run: nothing written or submitted)"
+        )
         for run_id in todo:
             click.echo(f"  {run_id}")
         return
@@ -117,8 +130,10 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
         click.echo(f"{name}: nothing to submit (every run is finished or in flight): {outcome.sweep.root}")
     else:
         jobs = ", ".join(s.job_id for s in outcome.submissions)
-        click.echo(f"{name}: submitted {len(todo)} runs as {len(outcome.tasks)} {backend.name} tasks "
-                   f"(jobs {jobs}) into {outcome.sweep.root}")
+        click.echo(
+            f"{name}: submitted {len(todo)} runs as {len(outcome.tasks)} {backend.name} tasks "
+            f"(jobs {jobs}) into {outcome.sweep.root}"
+        )
     if wait:
         st = _watch(outcome.sweep, 2.0 if backend.name == "local" else 5.0, 30.0)
         out.print(render.counts_line(st))
@@ -129,8 +144,13 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
 @results_option
 @click.option("--watch", is_flag=True, help="Refresh in place until every run has ended.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--interval", type=float, default=5.0, show_default=True,
-              help="Seconds between refreshes with --watch (backs off to 60).")
+@click.option(
+    "--interval",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds between refreshes with --watch (backs off to 60).",
+)
 @handle_errors
 def status_cmd(name: str | None, results: Path | None, watch: bool, as_json: bool, interval: float) -> None:
     """Show each run's state, epochs done and last validation metric.
@@ -175,8 +195,9 @@ def status_cmd(name: str | None, results: Path | None, watch: bool, as_json: boo
 @cli.command()
 @click.argument("name")
 @results_option
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "md", "json"]), default="table",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "md", "json"]), default="table", show_default=True
+)
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write there instead of stdout.")
 @handle_errors
 def collect(name: str, results: Path | None, fmt: str, out_file: Path | None) -> None:
@@ -197,22 +218,17 @@ def collect(name: str, results: Path | None, fmt: str, out_file: Path | None) ->
     for problem in col.problems:
         click.echo(f"hpcjobs: warning: {problem}", err=True)
     if fmt == "table":
-        best = None
-        if "best_val_categorical_accuracy_mean" in col.summary and col.summary[
-                "best_val_categorical_accuracy_mean"].notna().any():
-            best = col.summary["best_val_categorical_accuracy_mean"].idxmax()
-        table = render.summary_table(col.summary, f"{sweep.name}: {len(col.runs)} runs", best)
-        if out_file:
-            Console(file=out_file.open("w"), width=200).print(table)
-        else:
+        table = render.summary_table(
+            col.summary, f"{sweep.name}: {len(col.runs)} runs", collecting.best_config(col.summary)
+        )
+        text = render.to_text(table) if out_file else ""
+        if not out_file:
             out.print(table)
-        return
-    text = {"csv": lambda: col.summary.to_csv(index=False),
-            "md": lambda: render.markdown(render.display_frame(col.summary)),
-            "json": lambda: col.summary.to_json(orient="records", indent=2) + "\n"}[fmt]()
+    else:
+        text = render.summary_text(col.summary, fmt)
     if out_file:
         layout.write_text(out_file, text)
-    else:
+    elif text:
         click.echo(text, nl=False)
 
 
@@ -221,8 +237,12 @@ def collect(name: str, results: Path | None, fmt: str, out_file: Path | None) ->
 @results_option
 @click.option("--failed", "mode", flag_value="failed", default=True, help="Runs that failed (default).")
 @click.option("--unfinished", "mode", flag_value="unfinished", help="Failed runs and runs never submitted.")
-@click.option("--executor", type=click.Choice(["slurm", "local"]), default=None,
-              help="Default: the executor of the last submission.")
+@click.option(
+    "--executor",
+    type=click.Choice(["slurm", "local"]),
+    default=None,
+    help="Default: the executor of the last submission.",
+)
 @handle_errors
 def resubmit(name: str, results: Path | None, mode: str, executor: str | None) -> None:
     """Submit again only the runs that need it; twice in a row submits nothing the second time.

@@ -28,7 +28,7 @@ class Collection:
 
 
 def parse_history(text: str) -> tuple[list[str], list[list[float]]]:
-    """CSVLogger text -> (columns, rows) with one row per epoch: a resumed run's repeated epoch keeps the last."""
+    """CSVLogger text -> (columns, rows), one row per epoch: a resumed run's repeated epoch keeps the last."""
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
         return [], []
@@ -47,28 +47,40 @@ def parse_history(text: str) -> tuple[list[str], list[list[float]]]:
 
 def flatten(settings: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """{'model': {'hidden': [64, 32]}} -> {'model.hidden': '[64, 32]'} (lists as text so they group)."""
-    return {f"{section}.{key}": json.dumps(value) if isinstance(value, list) else value
-            for section, table in settings.items() for key, value in table.items()}
+    return {
+        f"{section}.{key}": json.dumps(value) if isinstance(value, list) else value
+        for section, table in settings.items()
+        for key, value in table.items()
+    }
 
 
-def run_row(meta: dict[str, Any], columns: list[str], rows: list[list[float]],
-            result: dict[str, Any] | None) -> dict[str, Any]:
+def run_row(
+    meta: dict[str, Any], columns: list[str], rows: list[list[float]], result: dict[str, Any] | None
+) -> dict[str, Any]:
     """One run's line of the runs table, from its history and its result (either may be missing)."""
-    out: dict[str, Any] = {"run_id": meta["run_id"], "config_id": meta["config_id"], "seed": meta["seed"],
-                           "depth": len(meta["settings"]["model"]["hidden"]), **flatten(meta["settings"])}
+    out: dict[str, Any] = {
+        "run_id": meta["run_id"],
+        "config_id": meta["config_id"],
+        "seed": meta["seed"],
+        "depth": len(meta["settings"]["model"]["hidden"]),
+        **flatten(meta["settings"]),
+    }
     out["status"] = (result or {}).get("status", "UNFINISHED")
     out["epochs_done"] = len(rows)
-    if rows:
+    metric = monitor_metric(dict.fromkeys(columns, 0.0))
+    if rows and metric:
         table = dict(zip(columns, np.array(rows).T, strict=True))
-        metric = monitor_metric({c: 0.0 for c in columns})
         values = table[metric]
-        best = int(np.nanargmin(values) if metric == "val_loss" else np.nanargmax(values)) \
-            if not np.all(np.isnan(values)) else len(rows) - 1
+        best = (
+            int(np.nanargmin(values) if metric == "val_loss" else np.nanargmax(values))
+            if not np.all(np.isnan(values))
+            else len(rows) - 1
+        )
         out["monitor"] = metric
         out["best_epoch"] = best + 1
         out.update({f"best_{c}": float(table[c][best]) for c in columns if c.startswith("val_")})
-        if "loss" in table:
-            out["final_loss"] = float(table["loss"][-1])
+    if rows and "loss" in columns:
+        out["final_loss"] = float(rows[-1][columns.index("loss")])
     if result:
         out.update({k: result.get(k) for k in RESULT_FIELDS})
         out.update({f"test_{k}": v for k, v in (result.get("test") or {}).items()})
@@ -80,8 +92,11 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame()
     settings = [c for c in runs.columns if "." in c and runs[c].astype(str).nunique() > 1]
-    numeric = [c for c in runs.columns
-               if c.startswith(("best_", "test_", "final_")) and pd.api.types.is_numeric_dtype(runs[c])]
+    numeric = [
+        c
+        for c in runs.columns
+        if c.startswith(("best_", "test_", "final_")) and pd.api.types.is_numeric_dtype(runs[c])
+    ]
     rows = []
     for config_id, group in runs.groupby("config_id", sort=False):
         finished = group[group["status"].isin(FINISHED)]
@@ -94,12 +109,21 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         for col in numeric:
             values = finished[col].dropna()
             row[f"{col}_mean"] = values.mean() if len(values) else np.nan
-            row[f"{col}_std"] = values.std(ddof=1) if len(values) > 1 else np.nan if values.empty else 0.0
+            # One seed has no spread to report: NaN, not a reassuring 0.
+            row[f"{col}_std"] = values.std(ddof=1) if len(values) > 1 else np.nan
         for col in ("best_epoch", "seconds_per_epoch", "samples_per_second"):
             if col in finished:
                 row[f"{col}_mean"] = pd.to_numeric(finished[col], errors="coerce").mean()
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def best_config(summary: pd.DataFrame) -> Any:
+    """Index of the configuration with the highest mean best validation accuracy (None without one)."""
+    for col in ("best_val_categorical_accuracy_mean", "best_val_accuracy_mean"):
+        if col in summary and summary[col].notna().any():
+            return summary[col].idxmax()
+    return None
 
 
 def collect(sweep: layout.SweepDir) -> Collection:

@@ -39,8 +39,10 @@ class Manifest:
 
     @classmethod
     def new(cls, name: str, backend: str, runs: list[Run], slurm: dict[str, Any]) -> Manifest:
-        rows = [{"run_id": r.run_id, "config_id": r.config_id, "seed": r.seed, "settings": r.settings}
-                for r in runs]
+        rows = [
+            {"run_id": r.run_id, "config_id": r.config_id, "seed": r.seed, "settings": r.settings}
+            for r in runs
+        ]
         return cls(name, backend, rows, slurm)
 
     @property
@@ -57,8 +59,14 @@ class Manifest:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": VERSION, "name": self.name, "backend": self.backend, "slurm": self.slurm,
-                "runs": self.runs, "submissions": [asdict(s) for s in self.submissions]}
+        return {
+            "version": VERSION,
+            "name": self.name,
+            "backend": self.backend,
+            "slurm": self.slurm,
+            "runs": self.runs,
+            "submissions": [asdict(s) for s in self.submissions],
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:

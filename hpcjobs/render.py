@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from typing import Any
 
@@ -11,8 +12,30 @@ from rich.text import Text
 
 from .status import SweepStatus
 
-STATE_STYLE = {"COMPLETED": "green", "RUNNING": "cyan", "PENDING": "yellow", "SUBMITTED": "yellow",
-               "REQUEUED": "yellow", "DIVERGED": "magenta", "NOT_SUBMITTED": "dim"}
+STATE_STYLE = {
+    "COMPLETED": "green",
+    "RUNNING": "cyan",
+    "PENDING": "yellow",
+    "SUBMITTED": "yellow",
+    "REQUEUED": "yellow",
+    "DIVERGED": "magenta",
+    "NOT_SUBMITTED": "dim",
+}
+
+
+SHORT = {
+    "categorical_accuracy": "acc",
+    "accuracy": "acc",
+    "mean_squared_error": "mse",
+    "mean_absolute_error": "mae",
+    "categorical_crossentropy": "xent",
+}
+
+
+def short_metric(name: str) -> str:
+    """val_categorical_accuracy -> val acc: columns people can scan."""
+    stem = name.removeprefix("val_")
+    return ("val " if name.startswith("val_") else "") + SHORT.get(stem, stem)
 
 
 def _style(state: str) -> str:
@@ -32,13 +55,27 @@ def status_table(st: SweepStatus, show_runs: bool = True) -> Group:
         parts.append(Text(f"warning: {st.warning}", style="yellow"))
     if show_runs:
         table = Table(box=None, pad_edge=False)
-        for col, justify in (("run", "left"), ("state", "left"), ("epochs", "right"), ("last val", "right"),
-                             ("elapsed", "right"), ("job", "left"), ("note", "left")):
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        for col, justify in (
+            ("run", "left"),
+            ("state", "left"),
+            ("epochs", "right"),
+            ("last val", "right"),
+            ("elapsed", "right"),
+            ("job", "left"),
+            ("note", "left"),
+        ):
+            table.add_column(col, justify=justify, no_wrap=col != "note")  # type: ignore[arg-type]
         for r in st.runs:
-            value = "" if r.value is None else f"{r.metric.removeprefix('val_')} {r.value:.4f}"
-            table.add_row(r.run_id, Text(r.state, style=_style(r.state)), f"{r.epochs_done}/{r.epochs}",
-                          value, r.elapsed, r.job, Text(r.note, style="dim"))
+            value = "" if r.value is None else f"{short_metric(r.metric)} {r.value:.4f}"
+            table.add_row(
+                r.run_id,
+                Text(r.state, style=_style(r.state)),
+                f"{r.epochs_done}/{r.epochs}",
+                value,
+                r.elapsed,
+                r.job,
+                Text(r.note, style="dim"),
+            )
         parts.append(table)
     return Group(*parts)
 
@@ -71,24 +108,30 @@ def display_frame(summary: Any) -> Any:
     for col in summary.columns:
         if "." in col:
             out[col.split(".", 1)[1]] = summary[col].astype(str)
-    out["depth"] = summary["depth"]
     if "params" in summary:
         out["params"] = summary["params"].map(lambda p: "—" if p != p else f"{int(p):,}")
     out["runs"] = summary["finished"]
     for col, label in _display_columns(summary):
         std = summary.get(f"{col}_std")
-        out[label] = [mean_std(m, None if std is None else s, 3 if "loss" in col else 4)
-                      for m, s in zip(summary[f"{col}_mean"], std if std is not None else summary.index,
-                                      strict=True)]
+        digits = 1 if col in ("best_epoch", "seconds_per_epoch") else 3
+        out[label] = [
+            mean_std(m, None if std is None else s, digits)
+            for m, s in zip(summary[f"{col}_mean"], std if std is not None else summary.index, strict=True)
+        ]
     out["outcomes"] = summary["outcomes"]
     return out
 
 
 def _display_columns(summary: Any) -> list[tuple[str, str]]:
-    wanted = [("best_val_categorical_accuracy", "best val acc"), ("best_val_accuracy", "best val acc"),
-              ("best_val_loss", "best val loss"), ("best_epoch", "best epoch"), ("final_loss", "final loss"),
-              ("test_accuracy", "test acc"), ("test_f1_macro", "test F1"),
-              ("seconds_per_epoch", "s/epoch")]
+    wanted = [
+        ("best_val_categorical_accuracy", "best val acc"),
+        ("best_val_accuracy", "best val acc"),
+        ("best_val_loss", "best val loss"),
+        ("best_epoch", "best epoch"),
+        ("test_accuracy", "test acc"),
+        ("test_f1_macro", "test F1"),
+        ("seconds_per_epoch", "s/epoch"),
+    ]
     seen: set[str] = set()
     out = []
     for col, label in wanted:
@@ -114,3 +157,21 @@ def markdown(frame: Any) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def summary_text(summary: Any, fmt: str) -> str:
+    """The summary as csv, md or json text."""
+    if fmt == "csv":
+        return str(summary.to_csv(index=False))
+    if fmt == "md":
+        return markdown(display_frame(summary))
+    return str(summary.to_json(orient="records", indent=2)) + "\n"
+
+
+def to_text(renderable: Any, width: int = 200) -> str:
+    """A rich renderable as plain text, for --out files."""
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()

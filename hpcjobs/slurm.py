@@ -1,4 +1,4 @@
-"""Pure Slurm knowledge: sweep settings -> submitit/sbatch parameters, and sacct/squeue/scontrol text -> facts.
+"""Pure Slurm knowledge: sweep settings -> submitit/sbatch parameters; sacct/squeue/scontrol text -> facts.
 
 Nothing here runs a command; `backends.py` does, and hands the text to these functions.
 """
@@ -14,10 +14,32 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 # Slurm job states as sacct/squeue print them, and the name hpcjobs shows.
-ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "CONFIGURING", "COMPLETING",
-          "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED"}
-_SQUEUE_CODES = {"PD": "PENDING", "R": "RUNNING", "CG": "COMPLETING", "CF": "CONFIGURING", "S": "SUSPENDED",
-                 "RQ": "REQUEUED", "RH": "REQUEUE_HOLD", "PR": "PREEMPTED", "ST": "STOPPED"}
+ACTIVE = {
+    "PENDING",
+    "RUNNING",
+    "REQUEUED",
+    "RESIZING",
+    "SUSPENDED",
+    "CONFIGURING",
+    "COMPLETING",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+    "PREEMPTED",
+}
+_SQUEUE_CODES = {
+    "PD": "PENDING",
+    "R": "RUNNING",
+    "CG": "COMPLETING",
+    "CF": "CONFIGURING",
+    "S": "SUSPENDED",
+    "RQ": "REQUEUED",
+    "RH": "REQUEUE_HOLD",
+    "PR": "PREEMPTED",
+    "ST": "STOPPED",
+}
 
 
 @dataclass(frozen=True)
@@ -29,17 +51,20 @@ class JobRow:
 
 
 def time_to_minutes(text: str) -> int:
-    """Slurm's time formats (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) in whole minutes, rounded up."""
+    """Slurm's time formats (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) in whole minutes, rounded up.
+
+    "0" stays 0, which Slurm reads as no limit.
+    """
     days, _, rest = text.rpartition("-")
     parts = [int(p) for p in rest.split(":")]
     if days:
-        hours, minutes, seconds = (parts + [0, 0])[:3]
+        hours, minutes, seconds = [*parts, 0, 0][:3]
     elif len(parts) == 3:
         hours, minutes, seconds = parts
     else:
-        hours, (minutes, seconds) = 0, (parts + [0])[:2]
+        hours, (minutes, seconds) = 0, [*parts, 0][:2]
     total_s = ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
-    return max(1, -(-total_s // 60))
+    return -(-total_s // 60)
 
 
 def executor_parameters(slurm: dict[str, Any], job_name: str) -> dict[str, Any]:
@@ -125,7 +150,7 @@ SQUEUE_FORMAT = "%i|%t|%r"
 
 
 def parse_squeue(text: str) -> dict[tuple[str, int], JobRow]:
-    """`squeue -h -r -o '%i|%t|%r'` -> (array job id, task index) -> row (states spelled out as sacct does)."""
+    """`squeue -h -r -o '%i|%t|%r'` -> (array job id, task index) -> row, states spelled out as sacct does."""
     rows: dict[tuple[str, int], JobRow] = {}
     for line in text.splitlines():
         fields = line.strip().split("|")
@@ -138,22 +163,35 @@ def parse_squeue(text: str) -> dict[tuple[str, int], JobRow]:
     return rows
 
 
-def sbatch_script(folder: str, params: dict[str, Any], n_tasks: int, python: str, command: str = "",
-                  use_srun: bool = True) -> str:
+def sbatch_script(
+    folder: str, params: dict[str, Any], n_tasks: int, python: str, command: str = "", use_srun: bool = True
+) -> str:
     """The sbatch script for `n_tasks` tasks: submitit's own (for --dry-run) unless `command` is given."""
     from submitit.slurm.slurm import _make_sbatch_string
 
     command = command or f"{python} -u -m submitit.core._submit {shlex.quote(folder)}"
-    return str(_make_sbatch_string(command=command, folder=folder, map_count=n_tasks if n_tasks > 1 else None,
-                                   use_srun=use_srun, **params))
+    return str(
+        _make_sbatch_string(
+            command=command,
+            folder=folder,
+            map_count=n_tasks if n_tasks > 1 else None,
+            use_srun=use_srun,
+            **params,
+        )
+    )
 
 
 def export_script(sweep_root: str, settings: dict[str, Any], job_name: str, n_runs: int, python: str) -> str:
     """A plain array script, no pickles: task i trains the sweep's run number i through `hpcjobs run`."""
-    command = (f"{shlex.quote(python)} -m hpcjobs run {shlex.quote(sweep_root)} "
-               f'--index "${{SLURM_ARRAY_TASK_ID:-0}}"')
+    command = (
+        f"{shlex.quote(python)} -m hpcjobs run {shlex.quote(sweep_root)} "
+        f'--index "${{SLURM_ARRAY_TASK_ID:-0}}"'
+    )
     folder = f"{sweep_root}/submitit"
-    header = f"# Written by `hpcjobs export-sbatch`: {n_runs} runs, one per array task. Submit with: sbatch <file>\n"
-    script = sbatch_script(folder, executor_parameters(settings, job_name), n_runs, python,
-                           command=command, use_srun=False)
+    header = (
+        f"# Written by `hpcjobs export-sbatch`: {n_runs} runs, one per array task. Submit: sbatch <file>\n"
+    )
+    script = sbatch_script(
+        folder, executor_parameters(settings, job_name), n_runs, python, command=command, use_srun=False
+    )
     return script.replace("#!/bin/bash\n", "#!/bin/bash\n" + header, 1)

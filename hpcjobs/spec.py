@@ -98,7 +98,8 @@ SCHEMA: dict[str, dict[str, Setting]] = {
     "data": {
         "source": Setting(REQUIRED, f"one of {', '.join(DATASETS)} or a path to a .npz/.csv file", _opt_str),
         "test_fraction": Setting(0.2, "a number in (0, 1)", lambda v: _fraction(v) and v > 0),
-        "validation_fraction": Setting(0.1, "a number in [0, 1)", _fraction),
+        # Best epoch and early stopping need a validation set.
+        "validation_fraction": Setting(0.1, "a number in (0, 1)", lambda v: _fraction(v) and v > 0),
     },
     "model": {
         "hidden": Setting([64, 32], "a non-empty list of positive integers (units per layer)", _hidden),
@@ -120,19 +121,25 @@ SCHEMA: dict[str, dict[str, Setting]] = {
     },
     "slurm": {
         "partition": Setting("", "a partition name (empty: the cluster's default)", _opt_str, False),
-        "time": Setting("00:20:00", "a Slurm time such as 00:20:00 or 1-00:00:00", lambda v: (
-            isinstance(v, str) and bool(TIME_RE.match(v))), False),
+        "time": Setting(
+            "00:20:00",
+            "a Slurm time such as 00:20:00 or 1-00:00:00",
+            lambda v: isinstance(v, str) and bool(TIME_RE.match(v)),
+            False,
+        ),
         "gpus_per_task": Setting(1, "an integer ≥ 0", _int_at_least(0), False),
-        "gpu_request": Setting("gpus-per-node", f"one of {', '.join(GPU_REQUESTS)}",
-                               _one_of(GPU_REQUESTS), False),
+        "gpu_request": Setting(
+            "gpus-per-node", f"one of {', '.join(GPU_REQUESTS)}", _one_of(GPU_REQUESTS), False
+        ),
         "cpus_per_task": Setting(2, "an integer ≥ 1", _int_at_least(1), False),
         "mem_gb": Setting(8, "a number > 0", lambda v: _is_num(v) and v > 0, False),
         "array_parallelism": Setting(16, "an integer ≥ 1", _int_at_least(1), False),
         "account": Setting("", "an account name", _opt_str, False),
         "qos": Setting("", "a QOS name", _opt_str, False),
         "constraint": Setting("", "a node feature constraint", _opt_str, False),
-        "additional": Setting([], "a list of extra sbatch options such as \"--mail-type=END\"",
-                              _str_list, False),
+        "additional": Setting(
+            [], 'a list of extra sbatch options such as "--mail-type=END"', _str_list, False
+        ),
     },
 }
 TOP_LEVEL = ("name", "backend", "max_runs", *SCHEMA, "sweep")
@@ -149,8 +156,13 @@ class Run:
 
     def config(self, sweep_name: str, backend: str) -> dict[str, Any]:
         """What the training task reads from config.json."""
-        return {"run_id": self.run_id, "sweep": sweep_name, "backend": backend, "seed": self.seed,
-                **copy.deepcopy(self.settings)}
+        return {
+            "run_id": self.run_id,
+            "sweep": sweep_name,
+            "backend": backend,
+            "seed": self.seed,
+            **copy.deepcopy(self.settings),
+        }
 
 
 @dataclass(frozen=True)
@@ -195,19 +207,37 @@ def parse_spec(doc: dict[str, Any], where: str = "sweep file", base: Path | None
 
     tables = {section: _parse_table(doc, section, where) for section in SCHEMA}
     slurm = tables.pop("slurm")
-    source = tables["data"]["source"]
-    if base is not None and source not in DATASETS:
-        tables["data"]["source"] = str((base / source).resolve())
-    if tables["data"]["test_fraction"] + tables["data"]["validation_fraction"] >= 0.9:
-        raise _fail(where, "data.test_fraction + data.validation_fraction",
-                    tables["data"]["test_fraction"] + tables["data"]["validation_fraction"],
-                    "less than 0.9 so that something is left to train on")
     axes, seeds = _parse_sweep(doc.get("sweep", {}), where)
+    if base is not None:
+        tables["data"]["source"] = _resolve(tables["data"]["source"], base)
+        if "data.source" in axes:
+            axes["data.source"] = [_resolve(v, base) for v in axes["data.source"]]
+    held_out = max(axes.get("data.test_fraction", [tables["data"]["test_fraction"]])) + max(
+        axes.get("data.validation_fraction", [tables["data"]["validation_fraction"]])
+    )
+    if held_out >= 0.9:
+        raise _fail(
+            where,
+            "data.test_fraction + data.validation_fraction",
+            round(held_out, 6),
+            "less than 0.9 so that something is left to train on",
+        )
     spec = Spec(name, backend, tables, slurm, axes, seeds, max_runs)
     if spec.run_count > max_runs:
-        raise SpecError(f"{where}: the sweep expands to {spec.run_count:,} runs: expected at most "
-                        f"{max_runs:,} (raise the top-level max_runs if you mean it)")
+        raise SpecError(
+            f"{where}: the sweep expands to {spec.run_count:,} runs: expected at most "
+            f"{max_runs:,} (raise the top-level max_runs if you mean it)"
+        )
     return spec
+
+
+def _resolve(source: str, base: Path) -> str:
+    """A data file path relative to the sweep file's folder; built-in dataset names stay as they are."""
+    return source if source in DATASETS else str((base / source).resolve())
+
+
+def data_sources(spec: Spec) -> list[str]:
+    return list(spec.axes.get("data.source", [spec.settings["data"]["source"]]))
 
 
 def _parse_table(doc: dict[str, Any], section: str, where: str) -> dict[str, Any]:
@@ -247,17 +277,18 @@ def _parse_sweep(table: Any, where: str) -> tuple[dict[str, list[Any]], list[int
             seeds = list(choices)
             continue
         if key not in sweepable:
-            raise _typo(where, f"sweep.\"{key}\"", ["seeds", *sweepable])
+            raise _typo(where, f'sweep."{key}"', ["seeds", *sweepable])
         if not isinstance(choices, list) or not choices:
-            raise _fail(where, f"sweep.\"{key}\"", choices, "a non-empty list of choices")
+            raise _fail(where, f'sweep."{key}"', choices, "a non-empty list of choices")
         section, field = key.split(".")
         setting = SCHEMA[section][field]
         for choice in choices:
             if not setting.check(choice):
-                raise _fail(where, f"sweep.\"{key}\"", choice, f"each choice {setting.kind}")
-        if len({json.dumps(c) for c in choices}) != len(choices):
-            raise _fail(where, f"sweep.\"{key}\"", choices, "distinct choices")
-        axes[key] = [float(c) if isinstance(setting.default, float) else c for c in choices]
+                raise _fail(where, f'sweep."{key}"', choice, f"each choice {setting.kind}")
+        values = [float(c) if isinstance(setting.default, float) else c for c in choices]
+        if len({json.dumps(v) for v in values}) != len(values):
+            raise _fail(where, f'sweep."{key}"', choices, "distinct choices")
+        axes[key] = values
     return axes, seeds
 
 
@@ -268,7 +299,9 @@ def load_spec(path: Path) -> Spec:
     except FileNotFoundError:
         raise SpecError(f"{path}: no such sweep file: expected a TOML file path") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read the sweep file ({exc}): expected a readable TOML file") from None
+        raise SpecError(
+            f"{path}: cannot read the sweep file ({exc}): expected a readable TOML file"
+        ) from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -298,4 +331,9 @@ def expand(spec: Spec) -> list[Run]:
         config_id = "__".join(parts) or "base"
         for seed in spec.seeds:
             runs.append(Run(f"{config_id}__seed-{seed}", config_id, seed, settings))
+    if len({r.run_id for r in runs}) != len(runs):
+        raise SpecError(
+            f"sweep '{spec.name}': two choices give the same run id once reduced to "
+            f"[A-Za-z0-9.+-]: expected choices that differ in those characters"
+        )
     return runs

@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import layout, manifest
@@ -19,8 +20,21 @@ from .manifest import Submission
 from .slurm import ACTIVE, JobRow
 
 # Order in which states are listed: what needs attention last, where the eye lands.
-STATES = ("NOT_SUBMITTED", "SUBMITTED", "PENDING", "REQUEUED", "RUNNING", "COMPLETED", "DIVERGED",
-          "PREEMPTED", "TIMEOUT", "CANCELLED", "OUT_OF_MEMORY", "NODE_FAIL", "FAILED")
+STATES = (
+    "NOT_SUBMITTED",
+    "SUBMITTED",
+    "PENDING",
+    "REQUEUED",
+    "RUNNING",
+    "COMPLETED",
+    "DIVERGED",
+    "PREEMPTED",
+    "TIMEOUT",
+    "CANCELLED",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "FAILED",
+)
 FINISHED = ("COMPLETED", "DIVERGED")
 
 
@@ -63,8 +77,12 @@ class SweepStatus:
         return all(r.state not in ACTIVE and r.state not in ("SUBMITTED", "RUNNING") for r in self.runs)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "warning": self.warning, "counts": self.counts,
-                "runs": [r.__dict__ for r in self.runs]}
+        return {
+            "name": self.name,
+            "warning": self.warning,
+            "counts": self.counts,
+            "runs": [r.__dict__ for r in self.runs],
+        }
 
 
 def parse_history(text: str) -> Progress:
@@ -93,8 +111,13 @@ def monitor_metric(values: dict[str, float]) -> str:
     return ""
 
 
-def run_state(result: dict[str, Any] | None, row: JobRow | None, submitted: bool, progress: Progress,
-              first_in_task: bool) -> tuple[str, str]:
+def run_state(
+    result: dict[str, Any] | None,
+    row: JobRow | None,
+    submitted: bool,
+    progress: Progress,
+    first_in_task: bool,
+) -> tuple[str, str]:
     """(state, note) for one run. Pure: the whole decision table lives here."""
     if result is not None:
         return str(result.get("status", "FAILED")), str(result.get("error") or result.get("hint") or "")
@@ -116,7 +139,7 @@ def run_state(result: dict[str, Any] | None, row: JobRow | None, submitted: bool
     return row.state, ""
 
 
-def _last_line(path: layout.Path) -> str:
+def _last_line(path: Path) -> str:
     try:
         lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     except OSError:
@@ -143,8 +166,9 @@ def _elapsed(result: dict[str, Any] | None, row: JobRow | None) -> str:
     if row is not None and row.elapsed:
         return row.elapsed
     if result and result.get("started") and result.get("finished"):
-        seconds = (dt.datetime.fromisoformat(result["finished"])
-                   - dt.datetime.fromisoformat(result["started"])).total_seconds()
+        seconds = (
+            dt.datetime.fromisoformat(result["finished"]) - dt.datetime.fromisoformat(result["started"])
+        ).total_seconds()
         return str(dt.timedelta(seconds=round(seconds)))
     return ""
 
@@ -154,8 +178,8 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
     man = manifest.read(sweep)
     latest = man.latest_job()
     by_executor: dict[str, list[Submission]] = {}
-    for sub in man.submissions:
-        by_executor.setdefault(sub.executor, []).append(sub)
+    for submission in man.submissions:
+        by_executor.setdefault(submission.executor, []).append(submission)
     states: dict[tuple[str, int], JobRow] = {}
     warnings = []
     for executor, subs in by_executor.items():
@@ -174,13 +198,25 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
         row = states.get((sub.job_id, task)) if sub else None
         # The run a busy task is on now: the first of its runs without a result.
         first = sub is not None and run_id == next(
-            (r for r in sub.tasks[task] if results.get(r) is None), None)
+            (r for r in sub.tasks[task] if results.get(r) is None), None
+        )
         state, note = run_state(result, row, sub is not None, progress, first)
         if state not in FINISHED and not note and sub is not None and state not in ACTIVE:
             note = _last_line(sweep.job_log(sub.job_name(task)))
         metric = monitor_metric(progress.last)
-        out.append(RunStatus(
-            run_id, run["config_id"], run["seed"], state, progress.epochs_done,
-            run["settings"]["train"]["epochs"], metric, progress.last.get(metric), _elapsed(result, row),
-            sub.job_name(task) if sub else "", note))
+        out.append(
+            RunStatus(
+                run_id,
+                run["config_id"],
+                run["seed"],
+                state,
+                progress.epochs_done,
+                run["settings"]["train"]["epochs"],
+                metric,
+                progress.last.get(metric),
+                _elapsed(result, row),
+                sub.job_name(task) if sub else "",
+                note,
+            )
+        )
     return SweepStatus(man.name, out, "; ".join(warnings))

@@ -15,10 +15,19 @@ from pathlib import Path
 from . import layout, manifest, slurm, status
 from .backends import Backend, BackendError
 from .manifest import Manifest, Submission
-from .spec import DATASETS, Run, Spec, SpecError, expand, load_spec
+from .spec import DATASETS, Run, Spec, SpecError, data_sources, expand, load_spec
 
-RETRYABLE = ("FAILED", "OUT_OF_MEMORY", "TIMEOUT", "NODE_FAIL", "CANCELLED", "PREEMPTED", "BOOT_FAIL",
-             "DEADLINE", "SUBMITTED")
+# Ended without a result. SUBMITTED is not here: a job sacct does not list yet is in flight, not lost.
+RETRYABLE = (
+    "FAILED",
+    "OUT_OF_MEMORY",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "CANCELLED",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+)
 
 
 class SweepError(Exception):
@@ -37,24 +46,26 @@ class Outcome:
 
 def check_data(spec: Spec) -> None:
     """A user's data file is read on the login node before anything is submitted."""
-    source = spec.settings["data"]["source"]
-    if source in DATASETS:
-        return
     from .data import DataError, check_labels, load
 
-    try:
-        _, y = load(source)
-        check_labels(y)
-    except DataError as exc:
-        raise SweepError(str(exc)) from None
+    for source in data_sources(spec):
+        if source in DATASETS:
+            continue
+        try:
+            _, y = load(source)
+            check_labels(y, source)
+        except DataError as exc:
+            raise SweepError(str(exc)) from None
 
 
 def check_private(path: Path) -> None:
     """submitit executes the pickles in a sweep folder: refuse one that other users can write."""
     mode = path.stat().st_mode
     if mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise SweepError(f"{path} is writable by other users (mode {stat.filemode(mode)}): expected a folder "
-                         f"only you can write (chmod go-w '{path}')")
+        raise SweepError(
+            f"{path} is writable by other users (mode {stat.filemode(mode)}): expected a folder "
+            f"only you can write (chmod go-w '{path}')"
+        )
 
 
 def _existing(sweep: layout.SweepDir, spec: Spec, runs: list[Run]) -> Manifest | None:
@@ -64,14 +75,18 @@ def _existing(sweep: layout.SweepDir, spec: Spec, runs: list[Run]) -> Manifest |
     if not sweep.root.exists():
         return None
     if not sweep.exists():
-        raise SweepError(f"{sweep.root} exists but was not made by hpcjobs: expected a new sweep name "
-                         f"or a different --results folder")
+        raise SweepError(
+            f"{sweep.root} exists but was not made by hpcjobs: expected a new sweep name "
+            f"or a different --results folder"
+        )
     check_private(sweep.root)
     old = manifest.read(sweep)
     new = Manifest.new(spec.name, spec.backend, runs, spec.slurm)
     if (old.backend, old.runs) != (new.backend, new.runs):
-        raise SweepError(f"{sweep.root} holds sweep '{old.name}' with different settings: expected the same "
-                         f"sweep file to continue it, or a new name")
+        raise SweepError(
+            f"{sweep.root} holds sweep '{old.name}' with different settings: expected the same "
+            f"sweep file to continue it, or a new name"
+        )
     return old
 
 
@@ -89,7 +104,9 @@ def _set_aside(sweep: layout.SweepDir, run_ids: list[str]) -> None:
             old.replace(sweep.previous_result(run_id))
 
 
-def _prepare(sweep_file: Path, results: str | Path | None) -> tuple[Spec, list[Run], layout.SweepDir, Manifest | None]:
+def _prepare(
+    sweep_file: Path, results: str | Path | None
+) -> tuple[Spec, list[Run], layout.SweepDir, Manifest | None]:
     """Everything that can be checked before a byte is written."""
     spec = load_spec(sweep_file)
     runs = expand(spec)
@@ -111,8 +128,13 @@ def _write_new(sweep: layout.SweepDir, spec: Spec, runs: list[Run], sweep_file: 
     return man
 
 
-def submit(sweep_file: Path, results: str | Path | None, backend: Backend,
-           backend_for: Callable[[str], Backend], dry_run: bool = False) -> Outcome:
+def submit(
+    sweep_file: Path,
+    results: str | Path | None,
+    backend: Backend,
+    backend_for: Callable[[str], Backend],
+    dry_run: bool = False,
+) -> Outcome:
     spec, runs, sweep, old = _prepare(sweep_file, results)
     if old is None:
         todo = [r.run_id for r in runs]
@@ -143,15 +165,17 @@ def export_sbatch(sweep_file: Path, results: str | Path | None, python: str) -> 
     spec, runs, sweep, old = _prepare(sweep_file, results)
     if old is None:
         _write_new(sweep, spec, runs, sweep_file)
-    script = slurm.export_script(str(sweep.root.resolve()), spec.slurm, f"hpcjobs-{spec.name}", len(runs),
-                                 python)
+    script = slurm.export_script(
+        str(sweep.root.resolve()), spec.slurm, f"hpcjobs-{spec.name}", len(runs), python
+    )
     layout.write_text(sweep.export_script, script)
     sweep.export_script.chmod(0o700)
     return sweep.export_script
 
 
-def resubmit(sweep: layout.SweepDir, mode: str, backend_for: Callable[[str], Backend],
-             executor: str | None = None) -> Outcome:
+def resubmit(
+    sweep: layout.SweepDir, mode: str, backend_for: Callable[[str], Backend], executor: str | None = None
+) -> Outcome:
     """Submit again only the runs that need it: `failed`, or `unfinished` (failed + never submitted)."""
     check_private(sweep.root)
     man = manifest.read(sweep)
@@ -173,7 +197,9 @@ def run_at(sweep: layout.SweepDir, index: int) -> str:
     """The run id of an array task of an exported script."""
     ids = manifest.read(sweep).run_ids
     if not 0 <= index < len(ids):
-        raise SweepError(f"--index {index} is out of range: expected 0..{len(ids) - 1} for sweep {sweep.name}")
+        raise SweepError(
+            f"--index {index} is out of range: expected 0..{len(ids) - 1} for sweep {sweep.name}"
+        )
     return ids[index]
 
 
@@ -182,10 +208,13 @@ def cancel(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> lis
     man = manifest.read(sweep)
     st = status.gather(sweep, backend_for)
     busy = {r.run_id for r in st.runs if r.state not in status.FINISHED and r.state not in RETRYABLE}
-    cancelled = []
+    cancelled: list[str] = []
     for executor in {s.executor for s in man.submissions}:
-        subs = [s for s in man.submissions if s.executor == executor
-                and any(r in busy for task in s.tasks for r in task)]
+        subs = [
+            s
+            for s in man.submissions
+            if s.executor == executor and any(r in busy for task in s.tasks for r in task)
+        ]
         backend_for(executor).cancel(subs)
         cancelled.extend(s.job_id for s in subs)
     return cancelled

@@ -36,7 +36,7 @@ def _slurm_problem() -> str:
 
 @pytest.fixture(scope="session")
 def lab_slurm() -> None:
-    """The lab cluster from slurm/start.sh. Skipped with the reason where it is not up, unless CI demands it."""
+    """The lab cluster of slurm/start.sh: skipped with the reason where it is not up, unless CI needs it."""
     problem = _slurm_problem()
     if problem:
         if os.environ.get("HPCJOBS_REQUIRE_SLURM"):

@@ -233,11 +233,6 @@ def test_collect_reports_a_corrupt_history_and_summarises_the_rest(tmp_path: Pat
     assert summary["test_accuracy_mean"].tolist() == pytest.approx([0.85, 0.725, 0.6])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: collect.run_row raises KeyError '' on a history.csv without val_ columns; collect lets it "
-    "escape, so one odd history stops the whole collection instead of landing in `problems`",
-)
 def test_collect_survives_a_history_without_validation_columns(tmp_path: Path) -> None:
     runs = expand(load_spec(EXAMPLES / "moons.toml"))[:2]
     sweep = layout.SweepDir(tmp_path / "moons")

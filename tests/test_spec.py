@@ -396,34 +396,21 @@ def test_run_count_at_max_runs_is_accepted() -> None:
         parse_spec({**doc, "max_runs": 5})
 
 
-# --- known bugs -------------------------------------------------------------------------------------
+# --- regressions: bugs found and fixed ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: sweep choices 1 and 1.0 pass the distinct check, then both "
-    "become 1.0 and give two runs with the same id",
-)
 def test_sweep_choices_equal_after_float_conversion_are_refused(tmp_path: Path) -> None:
     path = _write(tmp_path, OK + '[sweep]\n"train.learning_rate" = [1, 1.0]\n')
     with pytest.raises(SpecError, match="distinct choices"):
         load_spec(path)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: a swept data.test_fraction skips the test+validation < 0.9 check"
-)
 def test_swept_test_fraction_is_checked_against_validation_fraction(tmp_path: Path) -> None:
     path = _write(tmp_path, OK + '[sweep]\n"data.test_fraction" = [0.2, 0.85]\n')
     with pytest.raises(SpecError, match=r"less than 0\.9"):
         load_spec(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: swept data.source paths are not resolved against the sweep "
-    "file's folder (only [data] source is)",
-)
 def test_swept_relative_data_paths_are_resolved(tmp_path: Path) -> None:
     path = _write(
         tmp_path, 'name = "t"\n[data]\nsource = "a.npz"\n[sweep]\n"data.source" = ["a.npz", "b.npz"]\n'
@@ -435,11 +422,6 @@ def test_swept_relative_data_paths_are_resolved(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: run ids replace characters outside [A-Za-z0-9.+-] by '-', so "
-    "distinct choices 'a b.npz' and 'a_b.npz' give the same run id",
-)
 def test_distinct_choices_never_share_a_run_id(tmp_path: Path) -> None:
     path = _write(tmp_path, OK + '[sweep]\n"data.source" = ["a b.npz", "a_b.npz"]\n')
     try:
@@ -449,11 +431,6 @@ def test_distinct_choices_never_share_a_run_id(tmp_path: Path) -> None:
     assert len({r.run_id for r in runs}) == len(runs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: data.validation_fraction = 0 is accepted ('a number in [0, 1)') but data.split refuses it "
-    "on the compute node (needs one validation sample), so every run of the sweep FAILS after queueing",
-)
 def test_zero_validation_fraction_is_refused_before_submission(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="validation_fraction"):
         load_spec(_write(tmp_path, OK + "validation_fraction = 0\n"))

@@ -1,0 +1,66 @@
+"""End to end on this machine: the moons example through the local executor, status, collect."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hpcjobs.cli import cli
+
+from .conftest import EXAMPLES
+
+pytestmark = pytest.mark.keras
+
+
+def test_moons_example_runs_locally_end_to_end(tmp_path: Path) -> None:
+    results = str(tmp_path / "results")
+    runner = CliRunner()
+    submitted = runner.invoke(
+        cli, ["submit", str(EXAMPLES / "moons.toml"), "--executor", "local", "--results", results, "--wait"]
+    )
+    assert submitted.exit_code == 0, submitted.output
+    assert "submitted 6 runs as 2 local tasks" in submitted.output
+
+    st = json.loads(runner.invoke(cli, ["status", "moons", "--results", results, "--json"]).output)
+    assert st["counts"] == {"COMPLETED": 6}
+    assert {(r["epochs_done"], r["epochs"]) for r in st["runs"]} == {(30, 30)}
+
+    collected = runner.invoke(cli, ["collect", "moons", "--results", results, "--format", "json"])
+    assert collected.exit_code == 0, collected.output
+    rows = json.loads(collected.output)
+    assert [r["model.hidden"] for r in rows] == ["[3, 5]", "[16, 16]", "[64]"]
+    assert [r["finished"] for r in rows] == ["2/2"] * 3
+    assert [r["params"] for r in rows] == [41, 354, 322]  # 2·3+3 + 3·5+5 + 5·2+2, and so on
+    for row in rows:
+        assert 0.5 < row["best_val_categorical_accuracy_mean"] <= 1.0
+        assert 0.0 <= row["test_f1_macro_mean"] <= 1.0
+    assert (tmp_path / "results" / "moons" / "summary.csv").is_file()
+
+    again = runner.invoke(
+        cli, ["submit", str(EXAMPLES / "moons.toml"), "--executor", "local", "--results", results]
+    )
+    assert again.exit_code == 0
+    assert "nothing to submit" in again.output
+
+
+def test_same_name_with_other_settings_is_refused(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    runner = CliRunner()
+    first = tmp_path / "a.toml"
+    first.write_text('name = "s"\n[data]\nsource = "moons"\n[train]\nepochs = 1\n')
+    assert (
+        runner.invoke(
+            cli, ["submit", str(first), "--executor", "local", "--results", str(results), "--wait"]
+        ).exit_code
+        == 0
+    )
+    second = tmp_path / "b.toml"
+    second.write_text('name = "s"\n[data]\nsource = "moons"\n[train]\nepochs = 2\n')
+    before = sorted(p.name for p in (results / "s").rglob("*"))
+    refused = runner.invoke(cli, ["submit", str(second), "--executor", "local", "--results", str(results)])
+    assert refused.exit_code == 2
+    assert "holds sweep 's' with different settings" in refused.output
+    assert sorted(p.name for p in (results / "s").rglob("*")) == before

@@ -1,0 +1,212 @@
+"""Against the real lab cluster (slurm/start.sh): arrays with fake GPUs, MaxArraySize splits, accounting,
+a killed task brought back by resubmit, and a dead controller. Slow: TensorFlow starts in every task."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hpcjobs import backends, layout, manifest, status
+from hpcjobs.cli import cli
+
+from .conftest import REPO
+
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("lab_slurm")]
+
+SWEEP = """
+name = "{name}"
+[data]
+source = "{source}"
+[model]
+hidden = [8]
+[train]
+epochs = {epochs}
+batch_size = 64
+[sweep]
+"model.hidden" = {hidden}
+seeds = {seeds}
+[slurm]
+time = "00:10:00"
+gpus_per_task = {gpus}
+gpu_request = "{gpu_request}"
+cpus_per_task = 1
+mem_gb = 1
+array_parallelism = 8
+"""
+
+
+def write_sweep(
+    tmp_path: Path,
+    name: str,
+    *,
+    source: str = "moons",
+    epochs: int = 2,
+    hidden: str = "[[8]]",
+    seeds: str = "[0]",
+    gpus: int = 0,
+    gpu_request: str = "gpus-per-node",
+) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(
+        SWEEP.format(
+            name=name,
+            source=source,
+            epochs=epochs,
+            hidden=hidden,
+            seeds=seeds,
+            gpus=gpus,
+            gpu_request=gpu_request,
+        )
+    )
+    return path
+
+
+def hpcjobs(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.output
+
+
+def wait_done(sweep: layout.SweepDir, timeout: float = 600) -> status.SweepStatus:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = status.gather(sweep, backends.for_executor)
+        if st.done:
+            return st
+        time.sleep(3)
+    raise AssertionError(f"sweep not done after {timeout:.0f} s: {st.counts}")
+
+
+def lab(script: str, **env: str) -> None:
+    subprocess.run(
+        ["bash", str(REPO / "slurm" / script)],
+        check=True,
+        env={**os.environ, **env},
+        capture_output=True,
+        timeout=180,
+    )
+
+
+def test_digits_array_with_one_fake_gpu_per_task_completes(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, "digits-gpu", source="digits", epochs=3, hidden="[[32], [16, 16]]", gpus=1)
+    code, out = hpcjobs("submit", str(path), "--executor", "slurm", "--results", str(tmp_path / "r"))
+    assert code == 0, out
+    sweep = layout.sweep_dir("digits-gpu", tmp_path / "r")
+    [sub] = manifest.read(sweep).submissions
+    assert (sub.executor, len(sub.tasks)) == ("slurm", 2)
+
+    st = wait_done(sweep)
+    assert [(r.state, r.epochs_done, r.epochs) for r in st.runs] == [("COMPLETED", 3, 3)] * 2
+    tres = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-j", sub.job_id, "--format=JobID,AllocTRES"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert tres.count("gres/gpu=1") == 2, tres
+    code, out = hpcjobs("status", "digits-gpu", "--results", str(tmp_path / "r"))
+    assert code == 0 and "COMPLETED 2" in out and "3/3" in out
+
+
+def test_status_makes_one_accounting_call_per_refresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_sweep(tmp_path, "count", epochs=1, hidden="[[4], [8], [12]]", seeds="[0, 1]")
+    assert hpcjobs("submit", str(path), "--executor", "slurm", "--results", str(tmp_path / "r"))[0] == 0
+    sweep = layout.sweep_dir("count", tmp_path / "r")
+    calls: list[list[str]] = []
+    real = backends._run
+
+    def counting(cmd: list[str], timeout: float = 60) -> str:
+        calls.append(cmd)
+        return real(cmd, timeout)
+
+    monkeypatch.setattr(backends, "_run", counting)
+    for _ in range(3):
+        status.gather(sweep, backends.for_executor)
+    assert [c[0] for c in calls] == ["sacct"] * 3
+    monkeypatch.undo()
+    assert {r.state for r in wait_done(sweep).runs} == {"COMPLETED"}
+
+
+@pytest.fixture
+def small_max_array() -> Iterator[int]:
+    lab("start.sh", MAX_ARRAY_SIZE="11")
+    try:
+        yield 11
+    finally:
+        lab("start.sh")
+
+
+def test_sweep_larger_than_max_array_size_is_split_and_completes(
+    tmp_path: Path, small_max_array: int
+) -> None:
+    hidden = "[" + ", ".join(f"[{u}]" for u in range(2, 17)) + "]"  # 15 architectures × 2 seeds = 30 runs
+    path = write_sweep(tmp_path, "split", epochs=1, hidden=hidden, seeds="[0, 1]")
+    code, out = hpcjobs("submit", str(path), "--executor", "slurm", "--results", str(tmp_path / "r"))
+    assert code == 0, out
+    sweep = layout.sweep_dir("split", tmp_path / "r")
+    subs = manifest.read(sweep).submissions
+    assert [len(s.tasks) for s in subs] == [11, 11, 8]
+    assert len({s.job_id for s in subs}) == 3
+    st = wait_done(sweep, timeout=900)
+    assert st.counts == {"COMPLETED": 30}
+
+
+def _task_pids(sweep: layout.SweepDir) -> list[int]:
+    out = subprocess.run(
+        ["pgrep", "-f", f"submitit.core._submit {sweep.submitit_dir.resolve()}"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_killed_task_is_failed_and_resubmit_brings_it_to_completed(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, "kill", epochs=400)
+    results = tmp_path / "r"
+    assert hpcjobs("submit", str(path), "--executor", "slurm", "--results", str(results))[0] == 0
+    sweep = layout.sweep_dir("kill", results)
+    [run_id] = manifest.read(sweep).run_ids
+    deadline = time.monotonic() + 300
+    while not (sweep.history(run_id).is_file() and len(sweep.history(run_id).read_text().splitlines()) > 2):
+        assert time.monotonic() < deadline, "the run never started training"
+        time.sleep(1)
+    for pid in _task_pids(sweep):
+        os.kill(pid, signal.SIGKILL)
+
+    st = wait_done(sweep)
+    assert st.runs[0].state == "FAILED", st.runs[0]
+    code, out = hpcjobs("resubmit", "kill", "--failed", "--results", str(results))
+    assert code == 0 and "resubmitted 1 runs" in out, out
+    assert (
+        hpcjobs("resubmit", "kill", "--failed", "--results", str(results))[1].strip()
+        == "kill: nothing to resubmit"
+    )
+    st = wait_done(sweep)
+    assert (st.runs[0].state, st.runs[0].epochs_done) == ("COMPLETED", 400)
+    assert len(manifest.read(sweep).submissions) == 2
+
+
+def test_dead_controller_fails_submit_cleanly_and_status_reads_disk(tmp_path: Path) -> None:
+    done = write_sweep(tmp_path, "before", epochs=1)
+    results = tmp_path / "r"
+    assert hpcjobs("submit", str(done), "--executor", "slurm", "--results", str(results))[0] == 0
+    wait_done(layout.sweep_dir("before", results))
+    lab("stop-controller.sh")
+    try:
+        path = write_sweep(tmp_path, "down")
+        code, out = hpcjobs("submit", str(path), "--executor", "slurm", "--results", str(results))
+        assert code == 1
+        assert out.count("\n") == 1 and out.startswith("hpcjobs: error: Slurm is not reachable"), out
+        assert not (results / "down").exists()
+        code, out = hpcjobs("status", "before", "--results", str(results))
+        assert code == 0 and "COMPLETED 1" in out, out
+    finally:
+        lab("start.sh")
