@@ -191,7 +191,12 @@ def test_killed_task_is_failed_and_resubmit_brings_it_to_completed(tmp_path: Pat
     )
     st = wait_done(sweep)
     assert (st.runs[0].state, st.runs[0].epochs_done) == ("COMPLETED", 400)
-    assert len(manifest.read(sweep).submissions) == 2
+    first, second = manifest.read(sweep).submissions
+    # Resumed from its Keras backup: the second job never trained epoch 1, and no epoch is lost.
+    second_log = sweep.job_log(second.job_name(0), "out").read_text()
+    assert f"{run_id} epoch 1/400:" in sweep.job_log(first.job_name(0), "out").read_text()
+    assert f"{run_id} epoch 1/400:" not in second_log and f"{run_id} epoch 400/400:" in second_log
+    assert sorted(set(_history_epochs(sweep, run_id))) == list(range(400))
 
 
 def test_dead_controller_fails_submit_cleanly_and_status_reads_disk(tmp_path: Path) -> None:
@@ -210,3 +215,55 @@ def test_dead_controller_fails_submit_cleanly_and_status_reads_disk(tmp_path: Pa
         assert code == 0 and "COMPLETED 1" in out, out
     finally:
         lab("start.sh")
+
+
+def _history_epochs(sweep: layout.SweepDir, run_id: str) -> list[int]:
+    """The epoch column of history.csv as written, duplicates included."""
+    lines = sweep.history(run_id).read_text().splitlines() if sweep.history(run_id).is_file() else []
+    if not lines:
+        return []
+    column = lines[0].split(",").index("epoch")
+    return [int(line.split(",")[column]) for line in lines[1:] if line]
+
+
+def _start_long_run(tmp_path: Path, name: str, epochs: int) -> tuple[layout.SweepDir, str, str]:
+    """Submit one long moons run and wait until it has finished a few epochs: (sweep, run id, job id)."""
+    results = tmp_path / "r"
+    path = write_sweep(tmp_path, name, epochs=epochs)
+    assert hpcjobs("submit", str(path), "--executor", "slurm", "--results", str(results))[0] == 0
+    sweep = layout.sweep_dir(name, results)
+    man = manifest.read(sweep)
+    [run_id] = man.run_ids
+    deadline = time.monotonic() + 300
+    while len(_history_epochs(sweep, run_id)) < 5:
+        assert time.monotonic() < deadline, "the run never started training"
+        time.sleep(0.5)
+    return sweep, run_id, man.submissions[0].job_id
+
+
+def _attempts(job_id: str) -> list[str]:
+    out = subprocess.run(
+        ["sacct", "-D", "-X", "-n", "-P", "-j", job_id, "--format=State"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line.split()[0] for line in out.splitlines() if line]
+
+
+@pytest.mark.parametrize("interrupt", ["usr2", "requeue"])
+def test_interrupted_run_resumes_with_every_epoch_once(tmp_path: Path, interrupt: str) -> None:
+    epochs = 150
+    sweep, run_id, job_id = _start_long_run(tmp_path, f"resume-{interrupt}", epochs)
+    before = len(set(_history_epochs(sweep, run_id)))
+    command = ["scancel", "--signal=USR2", job_id] if interrupt == "usr2" else ["scontrol", "requeue", job_id]
+    subprocess.run(command, check=True, timeout=30)
+
+    st = wait_done(sweep)
+    assert (st.runs[0].state, st.runs[0].epochs_done) == ("COMPLETED", epochs)
+    written = _history_epochs(sweep, run_id)
+    assert sorted(set(written)) == list(range(epochs))
+    assert len(written) - epochs <= 1, f"{len(written) - epochs} epochs redone"
+    assert before < epochs, "the run finished before it was interrupted: the test proved nothing"
+    assert "REQUEUED" in _attempts(job_id) or len(_attempts(job_id)) > 1, _attempts(job_id)
+    assert not sweep.backup_dir(run_id).exists()
