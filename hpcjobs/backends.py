@@ -34,7 +34,7 @@ class Backend(Protocol):
 
     def check(self) -> None: ...
 
-    def group(self, run_ids: Sequence[str]) -> list[list[str]]: ...
+    def group(self, run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]: ...
 
     def submit(
         self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]
@@ -45,6 +45,10 @@ class Backend(Protocol):
     def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[str]: ...
 
     def cancel(self, subs: Sequence[Submission]) -> None: ...
+
+
+def _task(sweep: SweepDir, run_ids: list[str], settings: dict[str, Any]) -> Task:
+    return Task(str(sweep.root.resolve()), tuple(run_ids), settings["trials_per_gpu"])
 
 
 def _run(cmd: list[str], timeout: float = 60) -> str:
@@ -76,8 +80,8 @@ class SlurmBackend:
         except BackendError as exc:
             raise BackendError(f"Slurm is not reachable: {exc}") from None
 
-    def group(self, run_ids: Sequence[str]) -> list[list[str]]:
-        return [[r] for r in run_ids]
+    def group(self, run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]:
+        return slurm.group(run_ids, settings)
 
     def _arrays(self, tasks: list[list[str]]) -> list[list[list[str]]]:
         """Tasks split into arrays the cluster accepts (MaxArraySize from `scontrol show config`)."""
@@ -98,11 +102,11 @@ class SlurmBackend:
         subs = []
         for chunk in self._arrays(tasks):
             try:
-                jobs = executor.submit_array([Task(str(sweep.root.resolve()), tuple(ids)) for ids in chunk])
+                jobs = executor.submit_array([_task(sweep, ids, settings) for ids in chunk])
             except Exception as exc:  # submitit raises several kinds; the user needs the sbatch message
                 lines = str(exc).strip().splitlines() or [type(exc).__name__]
                 raise BackendError(f"sbatch refused the sweep: {lines[-1]}") from None
-            subs.append(Submission("slurm", jobs[0].job_id.split("_")[0], chunk))
+            subs.append(Submission("slurm", jobs[0].job_id.split("_")[0], chunk, settings["trials_per_gpu"]))
         return subs
 
     def states(self, subs: Sequence[Submission]) -> tuple[States, str]:
@@ -148,7 +152,8 @@ class LocalBackend:
     def check(self) -> None:
         """Nothing to reach."""
 
-    def group(self, run_ids: Sequence[str]) -> list[list[str]]:
+    def group(self, run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]:
+        """One lane per core: each worker process trains its share in turn (the import is paid once)."""
         lanes = max(1, min(self.max_parallel, len(run_ids)))
         return [list(run_ids[i::lanes]) for i in range(lanes)]
 
@@ -194,16 +199,16 @@ class FakeBackend:
         if self.down:
             raise BackendError("Slurm is not reachable: fake controller is down")
 
-    def group(self, run_ids: Sequence[str]) -> list[list[str]]:
-        return [[r] for r in run_ids]
+    def group(self, run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]:
+        return slurm.group(run_ids, settings)
 
     def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[Submission]:
         self.check()
-        sub = Submission("fake", str(1000 + len(self.submitted)), tasks)
+        sub = Submission("fake", str(1000 + len(self.submitted)), tasks, settings["trials_per_gpu"])
         self.submitted.append(sub)
         if self.run:
             for ids in tasks:
-                Task(str(sweep.root), tuple(ids))()
+                _task(sweep, ids, settings)()
         return [sub]
 
     def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[str]:

@@ -35,6 +35,10 @@ CACHED_FILES: dict[str, tuple[str, ...]] = {
 _PREVIEW = 8
 
 
+# (features, classes) of the built-in datasets, known without loading them (login nodes size models by it).
+BUILTIN_SHAPES = {"moons": (2, 2), "digits": (64, 10), "mnist": (784, 10), "fashion_mnist": (784, 10)}
+
+
 class DataError(ValueError):
     """A data source that cannot be used: one line saying what is wrong and what is expected."""
 

@@ -22,6 +22,7 @@ class Submission:
     executor: str  # slurm | local | fake
     job_id: str  # Slurm job id of the array, or the local worker's pid
     tasks: list[list[str]]  # task index -> run ids, in the order the task trains them
+    parallel: int = 1  # processes per task sharing its GPU; process i trains tasks[t][i::parallel]
     submitted: str = field(default_factory=lambda: dt.datetime.now().isoformat(timespec="seconds"))
 
     def job_name(self, task: int) -> str:

@@ -99,6 +99,30 @@ def executor_parameters(slurm: dict[str, Any], job_name: str) -> dict[str, Any]:
     return params
 
 
+def packing(settings: dict[str, Any], params: int) -> dict[str, Any]:
+    """[slurm] with trials_per_gpu / runs_per_task resolved from "auto" for a model of `params` weights.
+
+    A lesson-sized MLP leaves a GPU nearly idle, so several share one (measured: 8 processes on one H200
+    gave 6.6× the samples/s of one); M runs in one process pay the framework import once. Large models
+    get a GPU each. Without GPUs, Slurm already packs tasks onto cores: one trial per task.
+    """
+    gpu = settings["gpus_per_task"] > 0
+    auto_trials = 8 if params < 100_000 else 4 if params < 1_000_000 else 2 if params < 10_000_000 else 1
+    auto_runs = 4 if params < 100_000 else 2 if params < 1_000_000 else 1
+    trials = settings.get("trials_per_gpu", "auto")
+    runs = settings.get("runs_per_task", "auto")
+    return {
+        **settings,
+        "trials_per_gpu": (auto_trials if gpu else 1) if trials == "auto" else trials,
+        "runs_per_task": auto_runs if runs == "auto" else runs,
+    }
+
+
+def group(run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]:
+    """Runs per array task: trials_per_gpu × runs_per_task of them (settings resolved by `packing`)."""
+    return list(chunks(run_ids, settings["trials_per_gpu"] * settings["runs_per_task"]))
+
+
 def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
     """Split a sweep's tasks into arrays no larger than the cluster's MaxArraySize."""
     for start in range(0, len(items), size):

@@ -88,6 +88,16 @@ def _str_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(s, str) for s in v)
 
 
+def _auto_or_int(v: Any) -> bool:
+    return v == "auto" or _int_at_least(1)(v)
+
+
+def mlp_params(n_features: int, hidden: list[int], n_classes: int) -> int:
+    """Weights and biases of the lesson's MLP: Dense layers n_features -> hidden... -> n_classes."""
+    sizes = [n_features, *hidden, n_classes]
+    return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+
+
 def _opt_str(v: Any) -> bool:
     return isinstance(v, str)
 
@@ -134,6 +144,9 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "cpus_per_task": Setting(2, "an integer ≥ 1", _int_at_least(1), False),
         "mem_gb": Setting(8, "a number > 0", lambda v: _is_num(v) and v > 0, False),
         "array_parallelism": Setting(16, "an integer ≥ 1", _int_at_least(1), False),
+        # Packing small trainings: K processes sharing one GPU, each training M runs in turn.
+        "trials_per_gpu": Setting("auto", 'an integer ≥ 1 or "auto"', _auto_or_int, False),
+        "runs_per_task": Setting("auto", 'an integer ≥ 1 or "auto"', _auto_or_int, False),
         "account": Setting("", "an account name", _opt_str, False),
         "qos": Setting("", "a QOS name", _opt_str, False),
         "constraint": Setting("", "a node feature constraint", _opt_str, False),

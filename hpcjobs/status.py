@@ -18,6 +18,7 @@ from . import layout, manifest
 from .backends import Backend
 from .manifest import Submission
 from .slurm import ACTIVE, JobRow
+from .worker import lanes
 
 # Order in which states are listed: what needs attention last, where the eye lands.
 STATES = (
@@ -196,10 +197,11 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
         progress = _read_progress(sweep, run_id)
         sub, task = latest.get(run_id, (None, 0))
         row = states.get((sub.job_id, task)) if sub else None
-        # The run a busy task is on now: the first of its runs without a result.
-        first = sub is not None and run_id == next(
-            (r for r in sub.tasks[task] if results.get(r) is None), None
-        )
+        # The runs a busy task is on now: the first without a result in each of its processes.
+        first = sub is not None and run_id in {
+            next((r for r in lane if results.get(r) is None), None)
+            for lane in lanes(sub.tasks[task], sub.parallel)
+        }
         state, note = run_state(result, row, sub is not None, progress, first)
         if state not in FINISHED and not note and sub is not None and state not in ACTIVE:
             note = _last_line(sweep.job_log(sub.job_name(task)))

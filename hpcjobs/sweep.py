@@ -11,11 +11,12 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import layout, manifest, slurm, status
 from .backends import Backend, BackendError
 from .manifest import Manifest, Submission
-from .spec import DATASETS, Run, Spec, SpecError, data_sources, expand, load_spec
+from .spec import DATASETS, Run, Spec, SpecError, data_sources, expand, load_spec, mlp_params
 
 # Ended without a result. SUBMITTED is not here: a job sacct does not list yet is in flight, not lost.
 RETRYABLE = (
@@ -44,18 +45,27 @@ class Outcome:
     scripts: list[str] = field(default_factory=list)  # sbatch text, for --dry-run on Slurm
 
 
-def check_data(spec: Spec) -> None:
-    """A user's data file is read on the login node before anything is submitted."""
-    from .data import DataError, check_labels, load
+def check_data(spec: Spec) -> list[tuple[int, int]]:
+    """Read every user data file on the login node before anything is submitted: (features, classes) each."""
+    from .data import BUILTIN_SHAPES, DataError, check_labels, load
 
+    shapes = []
     for source in data_sources(spec):
         if source in DATASETS:
+            shapes.append(BUILTIN_SHAPES[source])
             continue
         try:
-            _, y = load(source)
-            check_labels(y, source)
+            x, y = load(source)
+            shapes.append((x.shape[1], check_labels(y, source)))
         except DataError as exc:
             raise SweepError(str(exc)) from None
+    return shapes
+
+
+def max_params(spec: Spec, shapes: list[tuple[int, int]]) -> int:
+    """The largest model of the sweep, in weights: what packing decides on."""
+    hidden = spec.axes.get("model.hidden", [spec.settings["model"]["hidden"]])
+    return max(mlp_params(n_in, h, n_out) for h in hidden for n_in, n_out in shapes)
 
 
 def check_private(path: Path) -> None:
@@ -104,27 +114,34 @@ def _set_aside(sweep: layout.SweepDir, run_ids: list[str]) -> None:
             old.replace(sweep.previous_result(run_id))
 
 
-def _prepare(
-    sweep_file: Path, results: str | Path | None
-) -> tuple[Spec, list[Run], layout.SweepDir, Manifest | None]:
+@dataclass
+class Prepared:
+    spec: Spec
+    runs: list[Run]
+    sweep: layout.SweepDir
+    old: Manifest | None  # the manifest when this sweep was submitted before
+    settings: dict[str, Any]  # [slurm] with packing resolved
+
+
+def _prepare(sweep_file: Path, results: str | Path | None) -> Prepared:
     """Everything that can be checked before a byte is written."""
     spec = load_spec(sweep_file)
     runs = expand(spec)
-    check_data(spec)
+    settings = slurm.packing(spec.slurm, max_params(spec, check_data(spec)))
     root = layout.results_root(results)
     if root.exists() and not root.is_dir():
         raise SweepError(f"--results {root} is a file: expected a folder")
     sweep = layout.SweepDir(root / spec.name)
-    return spec, runs, sweep, _existing(sweep, spec, runs)
+    return Prepared(spec, runs, sweep, _existing(sweep, spec, runs), settings)
 
 
-def _write_new(sweep: layout.SweepDir, spec: Spec, runs: list[Run], sweep_file: Path) -> Manifest:
-    layout.make_private_dir(sweep.root)
-    layout.write_text(sweep.sweep_file, sweep_file.read_text())
-    for run in runs:
-        layout.write_json(sweep.config(run.run_id), run.config(spec.name, spec.backend))
-    man = Manifest.new(spec.name, spec.backend, runs, spec.slurm)
-    manifest.write(sweep, man)
+def _write_new(p: Prepared, sweep_file: Path) -> Manifest:
+    layout.make_private_dir(p.sweep.root)
+    layout.write_text(p.sweep.sweep_file, sweep_file.read_text())
+    for run in p.runs:
+        layout.write_json(p.sweep.config(run.run_id), run.config(p.spec.name, p.spec.backend))
+    man = Manifest.new(p.spec.name, p.spec.backend, p.runs, p.settings)
+    manifest.write(p.sweep, man)
     return man
 
 
@@ -135,42 +152,41 @@ def submit(
     backend_for: Callable[[str], Backend],
     dry_run: bool = False,
 ) -> Outcome:
-    spec, runs, sweep, old = _prepare(sweep_file, results)
-    if old is None:
-        todo = [r.run_id for r in runs]
+    p = _prepare(sweep_file, results)
+    if p.old is None:
+        todo = [r.run_id for r in p.runs]
     else:
-        todo = select({r.run_id: r.state for r in status.gather(sweep, backend_for).runs}, "unfinished")
-    outcome = Outcome(sweep, runs, todo, backend.group(todo))
+        todo = select({r.run_id: r.state for r in status.gather(p.sweep, backend_for).runs}, "unfinished")
+    outcome = Outcome(p.sweep, p.runs, todo, backend.group(todo, p.settings))
     if dry_run:
-        outcome.scripts = backend.scripts(sweep, outcome.tasks, spec.slurm)
+        outcome.scripts = backend.scripts(p.sweep, outcome.tasks, p.settings)
         return outcome
     if not todo:
         return outcome
     backend.check()
     try:
-        man = old or _write_new(sweep, spec, runs, sweep_file)
-        _set_aside(sweep, todo)
-        outcome.submissions = backend.submit(sweep, outcome.tasks, spec.slurm)
+        man = p.old or _write_new(p, sweep_file)
+        _set_aside(p.sweep, todo)
+        outcome.submissions = backend.submit(p.sweep, outcome.tasks, p.settings)
     except BaseException:
-        if old is None:
-            shutil.rmtree(sweep.root, ignore_errors=True)
+        if p.old is None:
+            shutil.rmtree(p.sweep.root, ignore_errors=True)
         raise
     man.submissions.extend(outcome.submissions)
-    manifest.write(sweep, man)
+    manifest.write(p.sweep, man)
     return outcome
 
 
 def export_sbatch(sweep_file: Path, results: str | Path | None, python: str) -> Path:
-    """Write the sweep folder and a plain sbatch array script for users who submit by hand."""
-    spec, runs, sweep, old = _prepare(sweep_file, results)
-    if old is None:
-        _write_new(sweep, spec, runs, sweep_file)
-    script = slurm.export_script(
-        str(sweep.root.resolve()), spec.slurm, f"hpcjobs-{spec.name}", len(runs), python
-    )
-    layout.write_text(sweep.export_script, script)
-    sweep.export_script.chmod(0o700)
-    return sweep.export_script
+    """Write the sweep folder and a plain sbatch array script (one run per array task) to submit by hand."""
+    p = _prepare(sweep_file, results)
+    if p.old is None:
+        _write_new(p, sweep_file)
+    root = str(p.sweep.root.resolve())
+    script = slurm.export_script(root, p.spec.slurm, f"hpcjobs-{p.spec.name}", len(p.runs), python)
+    layout.write_text(p.sweep.export_script, script)
+    p.sweep.export_script.chmod(0o700)
+    return p.sweep.export_script
 
 
 def resubmit(
@@ -185,7 +201,7 @@ def resubmit(
     backend.check()
     todo = select(states, mode)
     _set_aside(sweep, todo)
-    outcome = Outcome(sweep, [], todo, backend.group(todo))
+    outcome = Outcome(sweep, [], todo, backend.group(todo, man.slurm))
     if todo:
         outcome.submissions = backend.submit(sweep, outcome.tasks, man.slurm)
         man.submissions.extend(outcome.submissions)

@@ -8,7 +8,10 @@ interrupted one resumes from its Keras backup.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,10 +38,9 @@ def failure_result(run_id: str, exc: BaseException, traceback_path: Path) -> dic
 
 def run_one(sweep: layout.SweepDir, run_id: str) -> str:
     """Train one run unless it already finished; record an exception as the run's result."""
-    if sweep.result(run_id).is_file():
-        previous = layout.read_json(sweep.result(run_id)).get("status")
-        if previous in FINAL:
-            return str(previous)
+    previous = recorded_status(sweep, run_id)
+    if previous in FINAL:
+        return str(previous)
     config = layout.read_json(sweep.config(run_id))
     # The backend is chosen per sweep and must be set before Keras is first imported.
     os.environ["KERAS_BACKEND"] = config["backend"]
@@ -55,19 +57,46 @@ def run_one(sweep: layout.SweepDir, run_id: str) -> str:
         return str(result["status"])
 
 
+# Several trainings share one GPU: neither framework may take all of its memory at start-up.
+SHARED_GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+
+
+def lanes(run_ids: Sequence[str], parallel: int) -> list[list[str]]:
+    """How a task's runs are shared among its processes: process i trains run_ids[i::parallel]."""
+    return [list(run_ids[i::parallel]) for i in range(min(parallel, len(run_ids)))]
+
+
 @dataclass(frozen=True)
 class Task:
-    """One array task: the runs it trains, in order."""
+    """One array task: its runs, trained in turn by each of `parallel` processes sharing the task's GPU."""
 
     sweep_root: str
     run_ids: tuple[str, ...]
+    parallel: int = 1
 
     def __call__(self) -> dict[str, str]:
         sweep = layout.SweepDir(Path(self.sweep_root))
-        return {run_id: run_one(sweep, run_id) for run_id in self.run_ids}
+        if self.parallel == 1 or len(self.run_ids) == 1:
+            return {run_id: run_one(sweep, run_id) for run_id in self.run_ids}
+        env = {**os.environ, **SHARED_GPU_ENV}
+        procs = [
+            subprocess.Popen([sys.executable, "-m", "hpcjobs", "run", self.sweep_root, *lane], env=env)
+            for lane in lanes(self.run_ids, self.parallel)
+        ]
+        for proc in procs:
+            proc.wait()  # a failed run is recorded in its result.json; the exit code adds nothing
+        return {run_id: recorded_status(sweep, run_id) or "FAILED" for run_id in self.run_ids}
 
     def checkpoint(self) -> Any:
         """Called by submitit on USR2: requeue this same task (progress lives on disk)."""
         import submitit
 
-        return submitit.helpers.DelayedSubmission(Task(self.sweep_root, self.run_ids))
+        return submitit.helpers.DelayedSubmission(Task(self.sweep_root, self.run_ids, self.parallel))
+
+
+def recorded_status(sweep: layout.SweepDir, run_id: str) -> str | None:
+    """The status in a run's result.json, None while there is none."""
+    try:
+        return str(layout.read_json(sweep.result(run_id))["status"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -26,6 +26,8 @@ DIGITS_SLURM: dict[str, Any] = {
     "cpus_per_task": 2,
     "mem_gb": 8,
     "array_parallelism": 16,
+    "trials_per_gpu": "auto",
+    "runs_per_task": "auto",
     "account": "",
     "qos": "",
     "constraint": "",

@@ -39,32 +39,25 @@ gpu_request = "{gpu_request}"
 cpus_per_task = 1
 mem_gb = 1
 array_parallelism = 8
+trials_per_gpu = {trials}
+runs_per_task = {runs}
 """
 
 
-def write_sweep(
-    tmp_path: Path,
-    name: str,
-    *,
-    source: str = "moons",
-    epochs: int = 2,
-    hidden: str = "[[8]]",
-    seeds: str = "[0]",
-    gpus: int = 0,
-    gpu_request: str = "gpus-per-node",
-) -> Path:
+def write_sweep(tmp_path: Path, name: str, **values: object) -> Path:
+    """A small moons sweep; one run per array task unless `trials`/`runs` say otherwise."""
+    defaults = {
+        "source": "moons",
+        "epochs": 2,
+        "hidden": "[[8]]",
+        "seeds": "[0]",
+        "gpus": 0,
+        "gpu_request": "gpus-per-node",
+        "trials": 1,
+        "runs": 1,
+    }
     path = tmp_path / f"{name}.toml"
-    path.write_text(
-        SWEEP.format(
-            name=name,
-            source=source,
-            epochs=epochs,
-            hidden=hidden,
-            seeds=seeds,
-            gpus=gpus,
-            gpu_request=gpu_request,
-        )
-    )
+    path.write_text(SWEEP.format(name=name, **{**defaults, **values}))
     return path
 
 
@@ -112,6 +105,29 @@ def test_digits_array_with_one_fake_gpu_per_task_completes(tmp_path: Path) -> No
     assert tres.count("gres/gpu=1") == 2, tres
     code, out = hpcjobs("status", "digits-gpu", "--results", str(tmp_path / "r"))
     assert code == 0 and "COMPLETED 2" in out and "3/3" in out
+
+
+def test_packed_task_trains_its_runs_in_parallel_processes_on_one_gpu(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path,
+        "packed",
+        source="digits",
+        epochs=2,
+        hidden="[[16], [32]]",
+        seeds="[0, 1]",
+        gpus=1,
+        trials=2,
+        runs=2,
+    )
+    assert hpcjobs("submit", str(path), "--executor", "slurm", "--results", str(tmp_path / "r"))[0] == 0
+    sweep = layout.sweep_dir("packed", tmp_path / "r")
+    [sub] = manifest.read(sweep).submissions
+    assert (len(sub.tasks), len(sub.tasks[0]), sub.parallel) == (1, 4, 2)
+    st = wait_done(sweep)
+    assert [(r.state, r.epochs_done) for r in st.runs] == [("COMPLETED", 2)] * 4
+    # Two processes, each with two runs in turn: each process logged its own runs.
+    log = sweep.job_log(sub.job_name(0), "out").read_text()
+    assert all(f"{r.run_id} epoch 2/2" in log for r in st.runs), log
 
 
 def test_status_makes_one_accounting_call_per_refresh(

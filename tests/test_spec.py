@@ -120,6 +120,8 @@ def test_defaults_fill_everything_but_name_and_data_source(tmp_path: Path) -> No
         "cpus_per_task": 2,
         "mem_gb": 8,
         "array_parallelism": 16,
+        "trials_per_gpu": "auto",
+        "runs_per_task": "auto",
         "account": "",
         "qos": "",
         "constraint": "",
