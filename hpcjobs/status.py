@@ -37,6 +37,7 @@ STATES = (
     "FAILED",
 )
 FINISHED = ("COMPLETED", "DIVERGED")
+QUIET = ("COMPLETED", "PENDING", "SUBMITTED", "NOT_SUBMITTED")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,19 @@ class SweepStatus:
     @property
     def done(self) -> bool:
         return all(r.state not in ACTIVE and r.state not in ("SUBMITTED", "RUNNING") for r in self.runs)
+
+    def shown(self, limit: int | None) -> tuple[list[RunStatus], dict[str, int]]:
+        """The runs worth a row when there are too many to list, and the counts of those left out.
+
+        Runs that need a look (failed, running, diverged...) come first; the quiet majority (completed,
+        pending, not yet submitted) fills what room is left. Manifest order is kept within each part.
+        """
+        if limit is None or len(self.runs) <= limit:
+            return self.runs, {}
+        loud = [r for r in self.runs if r.state not in QUIET]
+        keep = {id(r) for r in (loud + [r for r in self.runs if r.state in QUIET])[:limit]}
+        left = Counter(r.state for r in self.runs if id(r) not in keep)
+        return [r for r in self.runs if id(r) in keep], {s: left[s] for s in STATES if left[s]}
 
     def to_json(self) -> dict[str, Any]:
         return {

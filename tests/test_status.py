@@ -301,3 +301,14 @@ def test_gather_1000_runs_makes_one_scheduler_call(tmp_path: Path) -> None:
     assert got.counts == {"PENDING": 998, "RUNNING": 1, "COMPLETED": 1}
     assert (got.runs[0].epochs_done, got.runs[0].value) == (2, 0.85)
     assert got.runs[500].note == "JobArrayTaskLimit"
+
+
+def test_large_sweeps_list_the_runs_that_need_a_look_first() -> None:
+    states = ["COMPLETED"] * 5 + ["FAILED", "RUNNING"] + ["PENDING"] * 3
+    runs = [status.RunStatus(f"r{i}", "c", 0, s, 0, 1, "", None, "", "") for i, s in enumerate(states)]
+    st = status.SweepStatus("x", runs)
+    shown, left = st.shown(4)
+    assert [r.run_id for r in shown] == ["r0", "r1", "r5", "r6"]
+    assert left == {"PENDING": 3, "COMPLETED": 3}
+    assert st.shown(None) == (runs, {})
+    assert st.shown(10) == (runs, {})
