@@ -186,6 +186,7 @@ def export_sbatch(sweep_file: Path, results: str | Path | None, python: str) -> 
     script = slurm.export_script(root, p.spec.slurm, f"hpcjobs-{p.spec.name}", len(p.runs), python)
     layout.write_text(p.sweep.export_script, script)
     p.sweep.export_script.chmod(0o700)
+    layout.make_private_dir(p.sweep.submitit_dir)  # sbatch cannot create the folder of its log files
     return p.sweep.export_script
 
 

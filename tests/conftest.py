@@ -13,6 +13,23 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+REGEN = "HPCJOBS_REGEN_GOLDEN"
+
+
+def assert_golden(text: str, name: str) -> None:
+    """Compare generated text with tests/golden/NAME; HPCJOBS_REGEN_GOLDEN=1 re-records it."""
+    path = GOLDEN / name
+    how = f"re-record with: {REGEN}=1 pytest tests/ -k golden, then review the diff"
+    if os.environ.get(REGEN) == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        pytest.skip(f"re-recorded {path} ({how})")
+    if not path.is_file():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        pytest.fail(f"{path} was missing: recorded it now, review and commit it ({how})")
+    assert text == path.read_text(), f"{name} differs from {path}; if intended, {how}"
 
 
 @pytest.fixture(autouse=True)

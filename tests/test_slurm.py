@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,10 +10,7 @@ from hpcjobs import slurm
 from hpcjobs.slurm import JobRow
 from hpcjobs.spec import load_spec
 
-from .conftest import EXAMPLES
-
-GOLDEN = Path(__file__).parent / "golden" / "sbatch_digits_depth.txt"
-REGEN = "HPCJOBS_REGEN_GOLDEN"
+from .conftest import EXAMPLES, assert_golden
 
 # The [slurm] table of examples/digits_depth.toml with the defaults filled in.
 DIGITS_SLURM: dict[str, Any] = {
@@ -235,17 +230,7 @@ def _digits_depth_script() -> str:
 
 
 def test_sbatch_script_matches_golden_file() -> None:
-    script = _digits_depth_script()
-    how = f"re-record with: {REGEN}=1 pytest tests/test_slurm.py"
-    if os.environ.get(REGEN) == "1":
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(script)
-        pytest.skip(f"re-recorded {GOLDEN}; review the diff and commit it ({how})")
-    if not GOLDEN.is_file():
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(script)
-        pytest.fail(f"{GOLDEN} was missing: recorded it now, review and commit it ({how})")
-    assert script == GOLDEN.read_text(), f"sbatch script differs from {GOLDEN}; if intended, {how}"
+    assert_golden(_digits_depth_script(), "sbatch_digits_depth.txt")
 
 
 def test_sbatch_script_asks_for_what_the_sweep_needs() -> None:

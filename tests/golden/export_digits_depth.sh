@@ -1,0 +1,22 @@
+#!/bin/bash
+# Written by `hpcjobs export-sbatch`: 24 runs, one per array task. Submit: sbatch <file>
+
+# Parameters
+#SBATCH --array=0-23%16
+#SBATCH --cpus-per-task=2
+#SBATCH --error=/home/ada/results/digits-depth/submitit/%A_%a_0_log.err
+#SBATCH --gpus-per-node=1
+#SBATCH --job-name=hpcjobs-digits-depth
+#SBATCH --mem=8192M
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --open-mode=append
+#SBATCH --output=/home/ada/results/digits-depth/submitit/%A_%a_0_log.out
+#SBATCH --partition=gpu
+#SBATCH --signal=USR2@120
+#SBATCH --time=20
+#SBATCH --wckey=submitit
+
+# command
+export SUBMITIT_EXECUTOR=slurm
+python3 -m hpcjobs run /home/ada/results/digits-depth --index "${SLURM_ARRAY_TASK_ID:-0}"
