@@ -41,6 +41,7 @@ mem_gb = 1
 array_parallelism = 8
 trials_per_gpu = {trials}
 runs_per_task = {runs}
+additional = {additional}
 """
 
 
@@ -128,6 +129,18 @@ def test_packed_task_trains_its_runs_in_parallel_processes_on_one_gpu(tmp_path: 
     # Two processes, each with two runs in turn: each process logged its own runs.
     log = sweep.job_log(sub.job_name(0), "out").read_text()
     assert all(f"{r.run_id} epoch 2/2" in log for r in st.runs), log
+
+
+def test_cancel_stops_every_array_of_the_sweep(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, "held", hidden="[[4], [8], [16]]", additional='["--hold"]')
+    results = str(tmp_path / "r")
+    assert hpcjobs("submit", str(path), "--executor", "slurm", "--results", results)[0] == 0
+    sweep = layout.sweep_dir("held", results)
+    assert {r.state for r in status.gather(sweep, backends.for_executor).runs} <= {"PENDING", "SUBMITTED"}
+    code, out = hpcjobs("cancel", "held", "--results", results)
+    assert (code, out.strip()) == (0, f"cancelled jobs: {manifest.read(sweep).submissions[0].job_id}")
+    assert wait_done(sweep, timeout=60).counts == {"CANCELLED": 3}
+    assert hpcjobs("cancel", "held", "--results", results)[1].strip() == "nothing to cancel"
 
 
 def test_status_makes_one_accounting_call_per_refresh(
