@@ -18,7 +18,7 @@ from . import layout, manifest
 from .backends import Backend
 from .manifest import Submission
 from .slurm import ACTIVE, JobRow
-from .worker import lanes
+from .worker import OOM_HINT, lanes
 
 # Order in which states are listed: what needs attention last, where the eye lands.
 STATES = (
@@ -135,7 +135,12 @@ def run_state(
 ) -> tuple[str, str]:
     """(state, note) for one run. Pure: the whole decision table lives here."""
     if result is not None:
-        return str(result.get("status", "FAILED")), str(result.get("error") or result.get("hint") or "")
+        notes = [
+            result.get("error"),
+            result.get("hint"),
+            f"traceback: {result['traceback']}" if result.get("traceback") else None,
+        ]
+        return str(result.get("status", "FAILED")), " — ".join(str(n) for n in notes if n)
     if not submitted:
         if progress.epochs_done:
             return "RUNNING", "submitted outside hpcjobs (export-sbatch): state read from its files"
@@ -151,6 +156,8 @@ def run_state(
         return row.state, row.reason if row.reason not in ("None", "") else ""
     if row.state in ("COMPLETED", "ENDED"):
         return "FAILED", "the task ended without writing this run's result"
+    if row.state == "OUT_OF_MEMORY":
+        return row.state, OOM_HINT
     return row.state, ""
 
 

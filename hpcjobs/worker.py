@@ -19,6 +19,7 @@ from typing import Any
 from . import layout
 
 FINAL = ("COMPLETED", "DIVERGED")
+OOM_HINT = "lower train.batch_size or ask for more memory (slurm.mem_gb)"
 _OOM_MARKERS = ("ResourceExhausted", "out of memory", "OOM when allocating", "RESOURCE_EXHAUSTED")
 
 
@@ -31,7 +32,7 @@ def failure_result(run_id: str, exc: BaseException, traceback_path: Path) -> dic
         "run_id": run_id,
         "status": "OUT_OF_MEMORY" if oom else "FAILED",
         "error": last_line[:500],
-        "hint": "lower train.batch_size or ask for more memory (slurm.mem_gb)" if oom else "",
+        "hint": OOM_HINT if oom else "",
         "traceback": str(traceback_path),
     }
 

@@ -296,3 +296,23 @@ def test_interrupted_run_resumes_with_every_epoch_once(tmp_path: Path, interrupt
     assert before < epochs, "the run finished before it was interrupted: the test proved nothing"
     assert "REQUEUED" in _attempts(job_id) or len(_attempts(job_id)) > 1, _attempts(job_id)
     assert not sweep.backup_dir(run_id).exists()
+
+
+def test_diverging_run_is_diverged_although_slurm_says_completed(tmp_path: Path) -> None:
+    path = tmp_path / "div.toml"
+    path.write_text(
+        'name = "div"\n[data]\nsource = "moons"\n[train]\nepochs = 5\noptimizer = "sgd"\n'
+        "learning_rate = 1e10\n[slurm]\ngpus_per_task = 0\ncpus_per_task = 1\nmem_gb = 1\n"
+        "runs_per_task = 1\n"
+    )
+    assert hpcjobs("submit", str(path), "--executor", "slurm", "--results", str(tmp_path / "r"))[0] == 0
+    sweep = layout.sweep_dir("div", tmp_path / "r")
+    [run] = wait_done(sweep).runs
+    assert run.state == "DIVERGED", run
+    [sub] = manifest.read(sweep).submissions
+    deadline = time.monotonic() + 60  # result.json is written just before the job itself ends
+    while _attempts(sub.job_id) != ["COMPLETED"] and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _attempts(sub.job_id) == ["COMPLETED"]
+    code, out = hpcjobs("collect", "div", "--results", str(tmp_path / "r"), "--format", "csv")
+    assert code == 0 and "1 DIVERGED" in out

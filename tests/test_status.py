@@ -13,6 +13,7 @@ from hpcjobs.manifest import Submission
 from hpcjobs.slurm import JobRow
 from hpcjobs.spec import Run, expand, load_spec, parse_spec
 from hpcjobs.status import Progress
+from hpcjobs.worker import OOM_HINT
 
 from .conftest import EXAMPLES
 
@@ -141,7 +142,7 @@ RUN_STATES = [
     _case("completed-no-result", ("FAILED", ENDED_NOTE), row=JobRow("COMPLETED"), progress=SOME_PROGRESS),
     _case("local-ended-no-result", ("FAILED", ENDED_NOTE), row=JobRow("ENDED")),
     _case("timeout", ("TIMEOUT", ""), row=JobRow("TIMEOUT"), progress=SOME_PROGRESS),
-    _case("out-of-memory", ("OUT_OF_MEMORY", ""), row=JobRow("OUT_OF_MEMORY")),
+    _case("out-of-memory", ("OUT_OF_MEMORY", OOM_HINT), row=JobRow("OUT_OF_MEMORY")),
     _case("node-fail", ("NODE_FAIL", ""), row=JobRow("NODE_FAIL")),
     _case("cancelled", ("CANCELLED", ""), row=JobRow("CANCELLED")),
     _case("preempted", ("PREEMPTED", ""), row=JobRow("PREEMPTED")),

@@ -1,0 +1,63 @@
+"""The compute-node side: a run that raises is recorded, never lost; finished runs are not trained twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hpcjobs import backends, layout, manifest, status, worker
+from hpcjobs.manifest import Submission
+from hpcjobs.spec import expand, parse_spec
+
+
+def test_out_of_memory_errors_are_told_apart_from_other_failures(tmp_path: Path) -> None:
+    tb = tmp_path / "traceback.txt"
+    gpu = RuntimeError("ResourceExhaustedError: OOM when allocating tensor with shape[4096,4096]")
+    assert worker.failure_result("r", gpu, tb)["status"] == "OUT_OF_MEMORY"
+    assert worker.failure_result("r", MemoryError(), tb)["hint"] == worker.OOM_HINT
+    other = worker.failure_result("r", ValueError("bad\nthings happened"), tb)
+    assert (other["status"], other["error"], other["hint"]) == ("FAILED", "things happened", "")
+    assert other["traceback"] == str(tb)
+
+
+def _sweep(root: Path, source: str, epochs: int = 1) -> tuple[layout.SweepDir, list[str]]:
+    spec = parse_spec(
+        {"name": "w", "data": {"source": source}, "train": {"epochs": epochs}, "sweep": {"seeds": [0, 1]}}
+    )
+    sweep = layout.SweepDir(root / "w")
+    runs = expand(spec)
+    for run in runs:
+        layout.write_json(sweep.config(run.run_id), run.config(spec.name, spec.backend))
+    man = manifest.Manifest.new(spec.name, spec.backend, runs, spec.slurm)
+    man.submissions.append(Submission("fake", "1000", [[r.run_id for r in runs]]))
+    manifest.write(sweep, man)
+    return sweep, [r.run_id for r in runs]
+
+
+@pytest.mark.keras
+def test_an_exception_becomes_a_failed_result_and_the_task_goes_on(tmp_path: Path) -> None:
+    data = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, x=rng.normal(size=(64, 2)), y=np.arange(64) % 2)
+    sweep, (first, second) = _sweep(tmp_path, str(data))
+    cfg = layout.read_json(sweep.config(first))
+    cfg["data"]["source"] = str(tmp_path / "gone.npz")  # the file vanished after submission
+    layout.write_json(sweep.config(first), cfg)
+
+    assert worker.Task(str(sweep.root), (first, second))() == {first: "FAILED", second: "COMPLETED"}
+    result = layout.read_json(sweep.result(first))
+    assert result["error"].endswith("gone.npz: file not found")
+    assert "Traceback" in Path(result["traceback"]).read_text()
+
+    fake = backends.FakeBackend(scripted={("1000", 0): backends.JobRow("COMPLETED")})
+    st = {r.run_id: r for r in status.gather(sweep, lambda _: fake).runs}
+    assert st[first].state == "FAILED" and "gone.npz: file not found" in st[first].note
+    assert "traceback: " in st[first].note
+    assert (st[second].state, st[second].epochs_done) == ("COMPLETED", 1)
+
+    # A requeued task skips what is finished: the completed run's files are left as they are.
+    before = sweep.history(second).stat().st_mtime_ns
+    assert worker.run_one(sweep, second) == "COMPLETED"
+    assert sweep.history(second).stat().st_mtime_ns == before
