@@ -196,40 +196,101 @@ def status_cmd(name: str | None, results: Path | None, watch: bool, as_json: boo
 @click.argument("name")
 @results_option
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "md", "json"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "md", "json", "parquet"]),
+    default="table",
+    show_default=True,
+    help="table and md show 'mean ± std' text; csv, json and parquet every number. parquet needs --out.",
 )
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write there instead of stdout.")
+@click.option(
+    "--sort",
+    help="Sort by a summary column (best_val_loss_mean), a measure (test_f1_macro) or a table header "
+    "('test F1'). Scores and samples/s sort largest first; losses, errors, seconds, epochs, stds, sizes "
+    "and settings smallest first.",
+)
+@click.option("--ascending/--descending", default=None, help="Override the sort direction.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    help="Keep the first N configurations; without --sort, the best on the monitored metric.",
+)
+@click.option(
+    "--where",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Keep configurations whose setting KEY (e.g. model.hidden, train.learning_rate, depth) equals "
+    "VALUE, read as JSON: model.hidden=[64,32]. Repeatable; all must hold.",
+)
+@click.option(
+    "--epochs",
+    is_flag=True,
+    help="Output the long-form table of every epoch of every run (run_id, config_id, seed, epoch, "
+    "metrics) instead of the summary.",
+)
+@click.option("--plot", is_flag=True, help="Also write PNG figures into the sweep's plots/ folder.")
 @handle_errors
-def collect(name: str, results: Path | None, fmt: str, out_file: Path | None) -> None:
+def collect(
+    name: str,
+    results: Path | None,
+    fmt: str,
+    out_file: Path | None,
+    sort: str | None,
+    ascending: bool | None,
+    top: int | None,
+    where: tuple[str, ...],
+    epochs: bool,
+    plot: bool,
+) -> None:
     """Summarize every run into one row per configuration (mean ± std over seeds).
 
-    Always writes summary.csv into the sweep folder.
+    Always writes the full summary to summary.csv in the sweep folder; --where, --sort and --top choose
+    what is shown, and the epochs and plots follow that choice.
 
     \b
     Example:
       hpcjobs collect digits-depth
-      hpcjobs collect digits-depth --format md --out summary.md
+      hpcjobs collect digits-depth --sort "test F1" --top 3
+      hpcjobs collect digits-depth --where "model.hidden=[64,32]" --format md --out summary.md
+      hpcjobs collect digits-depth --epochs --format parquet --out epochs.parquet
+      hpcjobs collect digits-depth --plot
     """
+    import importlib.util
+
     from . import collect as collecting
 
+    if fmt == "parquet" and not out_file:
+        raise click.UsageError("--format parquet writes a binary file: give --out FILE")
+    if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise click.UsageError("--format parquet needs pyarrow: pip install 'hpcjobs[parquet]'")
     sweep = layout.sweep_dir(name, results)
-    col = collecting.collect(sweep)
-    layout.write_text(sweep.summary_csv, col.summary.to_csv(index=False))
-    for problem in col.problems:
+    full = collecting.collect(sweep)
+    layout.write_text(sweep.summary_csv, full.summary.to_csv(index=False))
+    for problem in full.problems:
         click.echo(f"hpcjobs: warning: {problem}", err=True)
+    col = collecting.select(full, collecting.Query(where, sort, ascending, top))
+    if plot:
+        from . import plots
+
+        for path in plots.write_plots(sweep, col):
+            click.echo(f"wrote {path}", err=True)
+    title = f"{sweep.name}: {len(col.summary)} of {len(full.summary)} configurations, {len(col.runs)} runs"
     if fmt == "table":
-        table = render.summary_table(
-            col.summary, f"{sweep.name}: {len(col.runs)} runs", collecting.best_config(col.summary)
-        )
-        text = render.to_text(table) if out_file else ""
+        if epochs:
+            table = render.epochs_table(col.epochs, title)
+        else:
+            table = render.summary_table(col.summary, title, collecting.best_config(col.summary))
         if not out_file:
             out.print(table)
+            return
+        data = render.to_text(table).encode()
     else:
-        text = render.summary_text(col.summary, fmt)
+        data = render.frame_bytes(col.epochs, fmt) if epochs else render.summary_bytes(col.summary, fmt)
     if out_file:
-        layout.write_text(out_file, text)
-    elif text:
-        click.echo(text, nl=False)
+        layout.write_bytes(out_file, data)
+    else:
+        click.echo(data.decode(), nl=False)
 
 
 @cli.command()

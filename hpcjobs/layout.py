@@ -64,6 +64,10 @@ class SweepDir:
     def plots_dir(self) -> Path:
         return self.root / "plots"
 
+    def plot(self, name: str) -> Path:
+        """One figure of `collect --plot`, e.g. plot('learning_curves') -> plots/learning_curves.png."""
+        return self.plots_dir / f"{name}.png"
+
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
 
@@ -125,11 +129,15 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from typing import Any
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -90,66 +92,110 @@ def sweeps_table(statuses: list[SweepStatus]) -> Table:
     return table
 
 
+# Measures shown as 'mean ± std': header, decimals, and whether the terminal table has room for it.
+# Markdown shows them all and every best_val_* as 'best val <metric>'; csv, json and parquet carry every
+# column of the summary.
+MEASURES = {
+    "best_epoch": ("best epoch", 1, True),
+    "final_loss": ("final loss", 3, True),
+    "test_accuracy": ("test acc", 3, True),
+    "test_precision_macro": ("test precision", 3, False),
+    "test_recall_macro": ("test recall", 3, False),
+    "test_f1_macro": ("test F1", 3, True),
+    "seconds_per_epoch": ("s/epoch", 3, True),
+    "samples_per_second": ("samples/s", 0, True),
+}
+IN_TABLE = ("best_val_categorical_accuracy", "best_val_accuracy", "best_val_loss")  # of the best_val_*
+
+
 def mean_std(mean: Any, std: Any, digits: int = 4) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "—"
     if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+        return f"{mean:,.{digits}f}"
+    return f"{mean:,.{digits}f} ± {std:,.{digits}f}"
 
 
-def display_frame(summary: Any) -> Any:
-    """The summary as people read it: settings, then 'mean ± std' strings for the outcomes that matter."""
+def _measures(summary: Any, wide: bool = True) -> dict[str, tuple[str, int]]:
+    """Measure stem -> (header, decimals) of the summary's shown measures, in display order."""
+    means = [c for c in summary.columns if c.startswith("best_val_") and c.endswith("_mean")]
+    stems = [c.removesuffix("_mean") for c in means]
+    shown = {v: (f"best {short_metric(v.removeprefix('best_'))}", 3) for v in stems if wide or v in IN_TABLE}
+    return shown | {
+        stem: (header, digits)
+        for stem, (header, digits, in_table) in MEASURES.items()
+        if f"{stem}_mean" in summary and (wide or in_table)
+    }
+
+
+def summary_labels(summary: Any, wide: bool = True) -> dict[str, str]:
+    """Summary column (or measure stem) -> the header people read, in display order."""
+    labels = {c: c.split(".", 1)[1] for c in summary.columns if "." in c}
+    labels |= {c: "runs" if c == "finished" else c for c in ("depth", "params", "finished") if c in summary}
+    labels |= {stem: header for stem, (header, _) in _measures(summary, wide).items()}
+    return labels | ({"outcomes": "outcomes"} if "outcomes" in summary else {})
+
+
+def display_frame(summary: Any, wide: bool = True) -> Any:
+    """The summary as people read it: settings, sizes, runs finished, 'mean ± std' text, outcomes.
+    Not wide: only the measures the terminal has room for."""
     import pandas as pd
 
-    if summary.empty:
-        return pd.DataFrame()
     out = pd.DataFrame(index=summary.index)
-    for col in summary.columns:
-        if "." in col:
-            out[col.split(".", 1)[1]] = summary[col].astype(str)
-    if "params" in summary:
-        out["params"] = summary["params"].map(lambda p: "—" if p != p else f"{int(p):,}")
-    out["runs"] = summary["finished"]
-    for col, label in _display_columns(summary):
-        std = summary.get(f"{col}_std")
-        digits = 1 if col in ("best_epoch", "seconds_per_epoch") else 3
-        out[label] = [
-            mean_std(m, None if std is None else s, digits)
-            for m, s in zip(summary[f"{col}_mean"], std if std is not None else summary.index, strict=True)
-        ]
-    out["outcomes"] = summary["outcomes"]
+    measures = _measures(summary, wide)
+    for column, header in summary_labels(summary, wide).items():
+        if column in measures:
+            std = summary[f"{column}_std"] if f"{column}_std" in summary else [None] * len(summary)
+            digits = measures[column][1]
+            means = summary[f"{column}_mean"]
+            out[header] = [mean_std(m, s, digits) for m, s in zip(means, std, strict=True)]
+        elif column == "params":
+            out[header] = summary[column].map(lambda p: "—" if p != p else f"{int(p):,}")
+        else:
+            out[header] = summary[column].astype(str)
     return out
 
 
-def _display_columns(summary: Any) -> list[tuple[str, str]]:
-    wanted = [
-        ("best_val_categorical_accuracy", "best val acc"),
-        ("best_val_accuracy", "best val acc"),
-        ("best_val_loss", "best val loss"),
-        ("best_epoch", "best epoch"),
-        ("test_accuracy", "test acc"),
-        ("test_f1_macro", "test F1"),
-        ("seconds_per_epoch", "s/epoch"),
-    ]
-    seen: set[str] = set()
-    out = []
-    for col, label in wanted:
-        if f"{col}_mean" in summary and label not in seen:
-            seen.add(label)
-            out.append((col, label))
-    return out
+def _numeric_headers(summary: Any) -> set[str]:
+    """Headers of columns holding numbers: right-aligned so digits line up."""
+    import pandas as pd
+
+    return {
+        header
+        for column, header in summary_labels(summary).items()
+        if column not in summary or column == "finished" or pd.api.types.is_numeric_dtype(summary[column])
+    }
+
+
+def frame_table(frame: Any, title: str, right: set[str], highlight: Any = None) -> Table:
+    """Any frame as a rich Table: `right` columns right-aligned, the row whose index is `highlight` bold.
+
+    Headers wider than their cells wrap between words, so that numbers, not titles, set the table's width.
+    No vertical rules: they would cost a character per column."""
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    rows = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in frame.itertuples(False)]
+    for i, col in enumerate(frame.columns):
+        widest = max((len(line) for row in rows for line in row[i].splitlines()), default=0)
+        header = textwrap.fill(str(col), max([widest, *(len(word) for word in str(col).split())]))
+        table.add_column(header, justify="right" if col in right else "left")
+    for index, cells in zip(frame.index, rows, strict=True):
+        table.add_row(*cells, style="bold green" if index == highlight else None)
+    return table
 
 
 def summary_table(summary: Any, title: str, best_index: Any = None) -> Table:
-    frame = display_frame(summary)
-    table = Table(title=title)
-    for col in frame.columns:
-        table.add_column(str(col), justify="left" if frame[col].dtype == object else "right")
-    for index, row in frame.iterrows():
-        style = "bold green" if index == best_index else None
-        table.add_row(*[str(v) for v in row], style=style)
+    """The terminal's summary: the std under its mean keeps columns narrow enough for a whole row."""
+    frame = display_frame(summary, wide=False).map(lambda v: v.replace(" ± ", "\n± "))
+    table = frame_table(frame, title, _numeric_headers(summary), best_index)
+    table.caption = "mean ± std over finished seeds; best val: the value at the run's best epoch"
     return table
+
+
+def epochs_table(epochs: Any, title: str) -> Table:
+    import pandas as pd
+
+    right = {c for c in epochs.columns if pd.api.types.is_numeric_dtype(epochs[c])}
+    return frame_table(epochs, title, right)
 
 
 def markdown(frame: Any) -> str:
@@ -159,13 +205,23 @@ def markdown(frame: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_text(summary: Any, fmt: str) -> str:
-    """The summary as csv, md or json text."""
+def frame_bytes(frame: Any, fmt: str) -> bytes:
+    """A frame as csv, md, json or parquet, numbers as they are: for files and other programs."""
+    if fmt == "parquet":
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        return buffer.getvalue()
     if fmt == "csv":
-        return str(summary.to_csv(index=False))
+        return str(frame.to_csv(index=False)).encode()
     if fmt == "md":
-        return markdown(display_frame(summary))
-    return str(summary.to_json(orient="records", indent=2)) + "\n"
+        return markdown(frame).encode()
+    records = str(frame.to_json(orient="records", indent=2)) if len(frame) else "[]"
+    return (records + "\n").encode()
+
+
+def summary_bytes(summary: Any, fmt: str) -> bytes:
+    """Markdown is read by people, so it gets the table's text; csv, json and parquet keep every number."""
+    return frame_bytes(display_frame(summary) if fmt == "md" else summary, fmt)
 
 
 def to_text(renderable: Any, width: int = 200) -> str:

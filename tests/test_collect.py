@@ -1,7 +1,12 @@
-"""Collection: history parsing, one row per run, one row per configuration (mean ± sample std over seeds)."""
+"""Collection: one row per run, one row per configuration (mean ± sample std over seeds), choosing what to
+show (--where, --sort, --top), the output formats, and `hpcjobs collect` on hand-built sweep folders."""
 
 from __future__ import annotations
 
+import importlib.util
+import io
+import itertools
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -9,43 +14,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hpcjobs import collect, layout, manifest
+from hpcjobs import collect, layout, manifest, render
+from hpcjobs.cli import cli
+from hpcjobs.collect import Collection, Query, QueryError
 from hpcjobs.manifest import Submission
 from hpcjobs.spec import expand, load_spec
 
 from .conftest import EXAMPLES
 
-COLUMNS = ["epoch", "loss", "val_categorical_accuracy", "val_loss"]
-
-# --- parse_history ----------------------------------------------------------------------------------
-
-
-def test_parse_history_keeps_the_last_row_of_a_repeated_epoch_in_epoch_order() -> None:
-    text = "epoch,loss,val_loss\n0,1.0,1.1\n1,0.8,0.9\n1,0.7,0.75\n2,0.6,\n"
-    columns, rows = collect.parse_history(text)
-    assert columns == ["epoch", "loss", "val_loss"]
-    assert rows[:2] == [[0.0, 1.0, 1.1], [1.0, 0.7, 0.75]]
-    assert rows[2][:2] == [2.0, 0.6]
-    assert math.isnan(rows[2][2])  # an empty cell is NaN
-
-
-def test_parse_history_of_nothing() -> None:
-    assert collect.parse_history("") == ([], [])
-    assert collect.parse_history("epoch,loss\n") == (["epoch", "loss"], [])
-
-
-def test_parse_history_ragged_line_is_an_error() -> None:
-    with pytest.raises(ValueError, match="line 3 has 2 fields, the header 3"):
-        collect.parse_history("epoch,loss,val_loss\n0,1.0,1.1\n1,0.8\n")
-
-
-def test_parse_history_without_epoch_column_is_an_error() -> None:
-    with pytest.raises(ValueError, match="no 'epoch' column"):
-        collect.parse_history("loss,val_loss\n1.0,1.1\n")
-
+NAN = float("nan")
 
 # --- run_row ----------------------------------------------------------------------------------------
 
@@ -59,9 +40,16 @@ def _meta(config_id: str, seed: int, hidden: list[int]) -> dict[str, Any]:
     }
 
 
-def _history(best: float) -> list[list[float]]:
-    """Three epochs whose validation accuracy peaks at `best` in the second."""
-    return [[0, 0.9, best - 0.2, 0.8], [1, 0.5, best, 0.4], [2, 0.4, best - 0.1, 0.45]]
+def _stats(best: float) -> dict[str, Any]:
+    """What history_stats reports for a three-epoch run whose validation accuracy peaks at `best`."""
+    return {
+        "epochs_done": 3,
+        "monitor": "val_categorical_accuracy",
+        "best_epoch": 2,
+        "best_val_categorical_accuracy": best,
+        "best_val_loss": 0.4,
+        "final_loss": 0.4,
+    }
 
 
 def test_run_row_of_a_finished_run() -> None:
@@ -74,7 +62,7 @@ def test_run_row_of_a_finished_run() -> None:
         "device": "cpu",
         "test": {"accuracy": 0.81, "f1_macro": 0.8},
     }
-    assert collect.run_row(_meta("h-64x32", 0, [64, 32]), COLUMNS, _history(0.85), result) == {
+    assert collect.run_row(_meta("h-64x32", 0, [64, 32]), _stats(0.85), result) == {
         "run_id": "h-64x32__seed-0",
         "config_id": "h-64x32",
         "seed": 0,
@@ -99,18 +87,8 @@ def test_run_row_of_a_finished_run() -> None:
     }
 
 
-def test_run_row_monitors_val_loss_by_its_minimum() -> None:
-    row = collect.run_row(
-        _meta("c", 0, [8]),
-        ["epoch", "loss", "val_loss"],
-        [[0, 1.0, 0.9], [1, 0.8, 0.7], [2, 0.6, 0.75]],
-        None,
-    )
-    assert (row["monitor"], row["best_epoch"], row["best_val_loss"]) == ("val_loss", 2, 0.7)
-
-
 def test_run_row_without_history_or_result() -> None:
-    assert collect.run_row(_meta("c", 1, [8]), [], [], None) == {
+    assert collect.run_row(_meta("c", 1, [8]), None, None) == {
         "run_id": "c__seed-1",
         "config_id": "c",
         "seed": 1,
@@ -128,30 +106,44 @@ def test_run_row_without_history_or_result() -> None:
 
 def _runs() -> pd.DataFrame:
     """Config A: 3 finished seeds (best 0.80, 0.84, 0.88); B: 2 finished (0.90, 0.92) and one unfinished."""
+    done = {"status": "COMPLETED", "params": 100, "seconds_per_epoch": 2.0}
     rows = [
-        collect.run_row(_meta("A", seed, [64, 32]), COLUMNS, _history(best), {"status": "COMPLETED"})
-        for seed, best in enumerate([0.80, 0.84, 0.88])
+        collect.run_row(_meta("A", s, [64, 32]), _stats(b), done) for s, b in enumerate([0.80, 0.84, 0.88])
     ]
-    rows += [
-        collect.run_row(_meta("B", seed, [128]), COLUMNS, _history(best), {"status": "COMPLETED"})
-        for seed, best in enumerate([0.90, 0.92])
-    ]
-    rows.append(collect.run_row(_meta("B", 2, [128]), COLUMNS, _history(0.30), None))
+    rows += [collect.run_row(_meta("B", s, [128]), _stats(b), done) for s, b in enumerate([0.90, 0.92])]
+    rows.append(collect.run_row(_meta("B", 2, [128]), _stats(0.30), None))
     return pd.DataFrame(rows)
 
 
 def test_summarize_one_row_per_config_with_mean_and_sample_std() -> None:
     summary = collect.summarize(_runs())
+    assert summary.columns.tolist() == [
+        "config_id",
+        "model.hidden",
+        "depth",
+        "params",
+        "finished",
+        "outcomes",
+        *(
+            f"{m}_{s}"
+            for m in ("best_epoch", "best_val_categorical_accuracy", "best_val_loss")
+            for s in ("mean", "std")
+        ),
+        *(
+            f"{m}_{s}"
+            for m in ("final_loss", "seconds_per_epoch", "samples_per_second")
+            for s in ("mean", "std")
+        ),
+    ]
     assert summary["config_id"].tolist() == ["A", "B"]
-    assert summary["model.hidden"].tolist() == ["[64, 32]", "[128]"]
+    assert summary["model.hidden"].tolist() == ["[64, 32]", "[128]"]  # activation is the same everywhere
     assert summary["depth"].tolist() == [2, 1]
-    assert "model.activation" not in summary  # the same in every run: not a setting that varies
     a, b = summary.to_dict("records")
     assert a["best_val_categorical_accuracy_mean"] == pytest.approx(0.84, abs=1e-12)
     assert a["best_val_categorical_accuracy_std"] == pytest.approx(0.04, abs=1e-12)
     assert b["best_val_categorical_accuracy_mean"] == pytest.approx(0.91, abs=1e-12)
     assert b["best_val_categorical_accuracy_std"] == pytest.approx(math.sqrt(2) / 100, abs=1e-12)
-    assert a["best_epoch_mean"] == 2.0
+    assert (a["best_epoch_mean"], a["seconds_per_epoch_mean"], a["seconds_per_epoch_std"]) == (2.0, 2.0, 0.0)
 
 
 def test_summarize_counts_unfinished_runs_but_leaves_them_out_of_the_means() -> None:
@@ -160,13 +152,27 @@ def test_summarize_counts_unfinished_runs_but_leaves_them_out_of_the_means() -> 
     assert (b["finished"], b["outcomes"]) == ("2/3", "2 COMPLETED, 1 UNFINISHED")
 
 
-def test_summarize_counts_a_diverged_run_in_outcomes() -> None:
+def test_summarize_lists_outcomes_in_status_order_and_gives_one_seed_no_std() -> None:
     rows = [
-        collect.run_row(_meta("A", seed, [8]), COLUMNS, _history(0.7), {"status": status})
-        for seed, status in enumerate(["COMPLETED", "DIVERGED", "COMPLETED"])
+        collect.run_row(_meta("A", seed, [8]), _stats(0.7), {"status": status} if status else None)
+        for seed, status in enumerate([None, "FAILED", "DIVERGED", "COMPLETED", "DIVERGED"])
     ]
     (row,) = collect.summarize(pd.DataFrame(rows)).to_dict("records")
-    assert (row["finished"], row["outcomes"]) == ("3/3", "2 COMPLETED, 1 DIVERGED")
+    assert (row["finished"], row["outcomes"]) == ("3/5", "1 COMPLETED, 2 DIVERGED, 1 FAILED, 1 UNFINISHED")
+    one = collect.summarize(pd.DataFrame(rows[3:4])).iloc[0]
+    assert one["best_val_categorical_accuracy_mean"] == 0.7 and math.isnan(
+        one["best_val_categorical_accuracy_std"]
+    )
+
+
+def test_summarize_of_runs_none_of_which_finished_keeps_the_configs_with_nan_measures() -> None:
+    rows = [
+        collect.run_row(_meta("A", 0, [8]), _stats(0.7), None),
+        collect.run_row(_meta("B", 0, [9]), None, None),
+    ]
+    summary = collect.summarize(pd.DataFrame(rows))
+    assert summary["finished"].tolist() == ["0/1", "0/1"]
+    assert summary["best_val_categorical_accuracy_mean"].isna().all()
 
 
 def test_summarize_of_no_runs_is_empty() -> None:
@@ -199,6 +205,228 @@ def test_summary_mean_and_std_match_numpy(bests: list[list[float]]) -> None:
         assert row["finished"] == f"{len(values)}/{len(values)}"
 
 
+# --- where, sort, top -------------------------------------------------------------------------------
+
+RUNS = pd.DataFrame(
+    {
+        "config_id": ["a", "a", "b", "c"],
+        "depth": [2, 2, 1, 1],
+        "model.hidden": ["[64, 32]", "[64, 32]", "[128]", "[128]"],
+        "model.activation": ["relu"] * 4,
+        "train.learning_rate": [0.001, 0.001, 0.001, 0.003],
+    }
+)
+SUMMARY = pd.DataFrame(
+    {
+        "config_id": ["a", "b", "c"],
+        "model.hidden": ["[64, 32]", "[128]", "[128]"],
+        "depth": [2, 1, 1],
+        "finished": ["2/2", "1/1", "1/1"],
+        "best_val_categorical_accuracy_mean": [0.8, 0.9, NAN],
+        "best_val_loss_mean": [0.5, 0.3, 0.4],
+        "test_f1_macro_mean": [0.7, 0.85, 0.9],
+        "seconds_per_epoch_mean": [3.0, 1.0, 2.0],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("where", "matched"),
+    [
+        (("model.hidden=[64,32]",), [0, 1]),
+        (("model.hidden=[128]", "train.learning_rate=1e-3"), [2]),
+        (("train.learning_rate=0.003",), [3]),
+        (("model.activation=relu", "depth=1"), [2, 3]),
+        (('model.activation="relu"',), [0, 1, 2, 3]),
+        (("model.activation=tanh",), []),
+        ((), [0, 1, 2, 3]),
+    ],
+)
+def test_where_compares_values_read_as_json_and_all_must_hold(
+    where: tuple[str, ...], matched: list[int]
+) -> None:
+    assert RUNS.index[collect.where_mask(RUNS, where)].tolist() == matched
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("model.hiden=[3]", "--where 'model.hiden=[3]': unknown key 'model.hiden'"),
+        ("model.hidden", "--where 'model.hidden': expected KEY=VALUE"),
+    ],
+)
+def test_where_with_an_unknown_key_or_no_value_names_the_valid_keys(where: str, message: str) -> None:
+    with pytest.raises(QueryError) as raised:
+        collect.where_mask(RUNS, (where,))
+    keys = "model.activation, model.hidden, train.learning_rate, depth"
+    assert str(raised.value) == f"{message}; valid keys: {keys}"
+    assert isinstance(raised.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("name", "column"),
+    [
+        ("test_f1_macro_mean", "test_f1_macro_mean"),
+        ("test_f1_macro", "test_f1_macro_mean"),
+        ("val_loss", "best_val_loss_mean"),
+        ("test F1", "test_f1_macro_mean"),
+        ("Best Val Acc", "best_val_categorical_accuracy_mean"),
+        ("hidden", "model.hidden"),
+        ("runs", "finished"),
+        ("depth", "depth"),
+    ],
+)
+def test_sort_column_from_a_column_a_measure_or_a_header(name: str, column: str) -> None:
+    assert collect.sort_column(SUMMARY, name) == column
+
+
+def test_sort_by_an_unknown_name_lists_what_there_is() -> None:
+    with pytest.raises(QueryError) as raised:
+        collect.sort_column(SUMMARY, "f2")
+    assert str(raised.value) == (
+        "--sort 'f2': no such column; expected one of config_id, model.hidden, depth, finished, "
+        "best_val_categorical_accuracy, best_val_loss, test_f1_macro, seconds_per_epoch, "
+        "'hidden', 'runs', 'best val acc', 'best val loss', 'test F1', 's/epoch'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("column", "ascending"),
+    [
+        ("best_val_categorical_accuracy_mean", False),
+        ("test_f1_macro_mean", False),
+        ("samples_per_second_mean", False),
+        ("best_val_loss_mean", True),
+        ("best_val_mean_squared_error_mean", True),
+        ("final_loss_mean", True),
+        ("seconds_per_epoch_mean", True),
+        ("best_epoch_mean", True),
+        ("test_f1_macro_std", True),
+        ("params", True),
+        ("depth", True),
+        ("train.learning_rate", True),
+    ],
+)
+def test_scores_sort_largest_first_costs_sizes_and_settings_smallest_first(
+    column: str, ascending: bool
+) -> None:
+    assert collect.ascending_by_default(column) is ascending
+
+
+@pytest.mark.parametrize(
+    ("query", "order"),
+    [
+        (Query(), ["a", "b", "c"]),
+        (Query(sort="test F1"), ["c", "b", "a"]),
+        (Query(sort="val_loss"), ["b", "c", "a"]),
+        (Query(sort="val_loss", ascending=False), ["a", "c", "b"]),
+        (Query(sort="best val acc"), ["b", "a", "c"]),  # missing last
+        (Query(sort="best val acc", ascending=True), ["a", "b", "c"]),
+        (Query(sort="s/epoch", top=1), ["b"]),
+        (Query(top=2), ["b", "a"]),  # ranked by the monitored metric
+    ],
+)
+def test_rank_sorts_then_keeps_the_top(query: Query, order: list[str]) -> None:
+    assert collect.rank(SUMMARY, query)["config_id"].tolist() == order
+
+
+def test_best_config_is_best_on_the_monitored_metric() -> None:
+    assert collect.best_config(SUMMARY) == 1
+    assert collect.best_config(SUMMARY.drop(columns="best_val_categorical_accuracy_mean")) == 1  # min loss
+    assert collect.best_config(SUMMARY[["config_id", "test_f1_macro_mean"]]) is None
+
+
+def test_select_keeps_the_runs_and_epochs_of_the_chosen_configurations_in_order() -> None:
+    epochs = pd.DataFrame({"config_id": ["a", "a", "b", "c"], "epoch": [0, 1, 0, 0]})
+    col = Collection(RUNS, epochs, SUMMARY, ["a problem"])
+    got = collect.select(col, Query(where=("depth=1",), sort="test F1"))
+    assert got.summary["config_id"].tolist() == ["c", "b"]
+    assert got.runs.index.tolist() == [2, 3]
+    assert got.epochs["config_id"].tolist() == ["b", "c"]
+    assert got.problems == ["a problem"]
+
+
+# --- formats ----------------------------------------------------------------------------------------
+
+SMALL = pd.DataFrame(
+    {
+        "config_id": ["a", "b"],
+        "model.hidden": ["[8]", "[16, 16]"],
+        "depth": [1, 2],
+        "params": [50, 400],
+        "finished": ["2/2", "1/2"],
+        "outcomes": ["2 COMPLETED", "1 COMPLETED, 1 UNFINISHED"],
+        "best_val_accuracy_mean": [0.9, 0.85],
+        "best_val_accuracy_std": [0.01, NAN],
+    }
+)
+
+
+def test_csv_keeps_every_number() -> None:
+    assert render.summary_bytes(SMALL, "csv").decode() == (
+        "config_id,model.hidden,depth,params,finished,outcomes,best_val_accuracy_mean,best_val_accuracy_std\n"
+        'a,[8],1,50,2/2,2 COMPLETED,0.9,0.01\nb,"[16, 16]",2,400,1/2,"1 COMPLETED, 1 UNFINISHED",0.85,\n'
+    )
+
+
+def test_markdown_is_the_table_people_read() -> None:
+    assert render.summary_bytes(SMALL, "md").decode() == (
+        "| hidden | depth | params | runs | best val acc | outcomes |\n"
+        "|---|---|---|---|---|---|\n"
+        "| [8] | 1 | 50 | 2/2 | 0.900 ± 0.010 | 2 COMPLETED |\n"
+        "| [16, 16] | 2 | 400 | 1/2 | 0.850 | 1 COMPLETED, 1 UNFINISHED |\n"
+    )
+
+
+def test_json_is_records_with_null_for_missing() -> None:
+    assert json.loads(render.summary_bytes(SMALL, "json")) == [
+        {
+            "config_id": "a",
+            "model.hidden": "[8]",
+            "depth": 1,
+            "params": 50,
+            "finished": "2/2",
+            "outcomes": "2 COMPLETED",
+            "best_val_accuracy_mean": 0.9,
+            "best_val_accuracy_std": 0.01,
+        },
+        {
+            "config_id": "b",
+            "model.hidden": "[16, 16]",
+            "depth": 2,
+            "params": 400,
+            "finished": "1/2",
+            "outcomes": "1 COMPLETED, 1 UNFINISHED",
+            "best_val_accuracy_mean": 0.85,
+            "best_val_accuracy_std": None,
+        },
+    ]
+
+
+def test_json_of_no_rows_is_an_empty_list() -> None:
+    assert render.summary_bytes(SMALL.iloc[:0], "json") == b"[]\n"
+
+
+def test_parquet_round_trips() -> None:
+    pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(render.summary_bytes(SMALL, "parquet"))), SMALL)
+
+
+def test_terminal_table_puts_the_std_under_its_mean_and_highlights_the_best_row() -> None:
+    table = render.summary_table(SMALL, "title", best_index=0)
+    assert [c.header for c in table.columns] == [
+        "hidden",
+        "depth",
+        "params",
+        "runs",
+        "best\nval acc",
+        "outcomes",
+    ]
+    assert [c.justify for c in table.columns] == ["left", "right", "right", "right", "right", "left"]
+    assert [r.style for r in table.rows] == ["bold green", None]
+    text = render.to_text(table)
+    assert "0.900" in text and "± 0.010" in text and "0.900 ± 0.010" not in text
+
+
 # --- collect over a sweep folder --------------------------------------------------------------------
 
 HISTORY = "epoch,loss,val_categorical_accuracy,val_loss\n0,0.9,0.6,0.8\n1,0.5,{best},0.4\n"
@@ -217,20 +445,23 @@ def test_collect_reports_a_corrupt_history_and_summarises_the_rest(tmp_path: Pat
         layout.write_json(sweep.result(run_id), {"status": "COMPLETED", "test": {"accuracy": best}})
     layout.write_text(sweep.history(ids[3]), "epoch,loss,val_categorical_accuracy,val_loss\n0,0.9\n")
     layout.write_text(sweep.result(ids[5]), '{"status": "COMPL')  # cut off mid-write
+    layout.write_text(sweep.result(ids[4]), "[1, 2]")
 
     got = collect.collect(sweep)
 
-    assert len(got.problems) == 2
-    assert got.problems[0] == f"{ids[3]}: history.csv unreadable (line 2 has 2 fields, the header 4)"
-    assert got.problems[1].startswith(f"{ids[5]}: result.json unreadable (")
+    assert got.problems == [
+        f"{ids[3]}: history.csv unreadable (line 2 has 2 fields, the header 4)",
+        f"{ids[4]}: result.json unreadable (not a JSON object)",
+        f"{ids[5]}: result.json unreadable (Unterminated string starting at: line 1 column 12 (char 11))",
+    ]
     assert got.runs["run_id"].tolist() == ids
     assert got.runs["epochs_done"].tolist() == [2, 2, 2, 0, 2, 2]
-    assert got.runs["status"].tolist() == ["COMPLETED"] * 5 + ["UNFINISHED"]
+    assert got.runs["status"].tolist() == ["COMPLETED"] * 4 + ["UNFINISHED"] * 2
     assert len(got.epochs) == 10
     summary = got.summary.set_index("config_id")
-    assert summary["finished"].tolist() == ["2/2", "2/2", "1/2"]
-    assert summary["best_val_categorical_accuracy_mean"].tolist() == pytest.approx([0.85, 0.7, 0.6])
-    assert summary["test_accuracy_mean"].tolist() == pytest.approx([0.85, 0.725, 0.6])
+    assert summary["finished"].tolist() == ["2/2", "2/2", "0/2"]
+    assert summary["best_val_categorical_accuracy_mean"].tolist()[:2] == pytest.approx([0.85, 0.7])
+    assert summary["test_accuracy_mean"].tolist()[:2] == pytest.approx([0.85, 0.725])
 
 
 def test_collect_survives_a_history_without_validation_columns(tmp_path: Path) -> None:
@@ -245,3 +476,149 @@ def test_collect_survives_a_history_without_validation_columns(tmp_path: Path) -
     got = collect.collect(sweep)
 
     assert got.runs["epochs_done"].tolist() == [2, 2]
+    assert got.epochs.columns.tolist()[:4] == ["run_id", "config_id", "seed", "epoch"]
+
+
+def digits_sweep(results: Path, unfinished: int = 23) -> layout.SweepDir:
+    """The digits-depth example (8 configurations × 3 seeds) as if trained for 5 epochs: validation accuracy
+    peaks at epoch 4 at 0.80 + 0.01·depth + 0.02·seed (+0.05 at learning rate 0.003). Run `unfinished`
+    stopped after 3 epochs without a result."""
+    spec = load_spec(EXAMPLES / "digits_depth.toml")
+    runs = expand(spec)
+    sweep = layout.SweepDir(results / spec.name)
+    manifest.write(sweep, manifest.Manifest.new(spec.name, spec.backend, runs, spec.slurm))
+    for i, run in enumerate(runs):
+        hidden = run.settings["model"]["hidden"]
+        sizes = [64, *hidden, 10]
+        peak = 0.80 + 0.01 * len(hidden) + 0.02 * run.seed
+        peak += 0.05 if run.settings["train"]["learning_rate"] == 0.003 else 0.0
+        lines = ["epoch,categorical_accuracy,loss,val_categorical_accuracy,val_loss"]
+        for epoch in range(3 if i == unfinished else 5):
+            val = peak - 0.02 * (3 - epoch) ** 2
+            lines.append(f"{epoch},{val + 0.02},{0.98 - val},{val},{1 - val}")
+        sweep.run_dir(run.run_id).mkdir(parents=True)
+        sweep.history(run.run_id).write_text("\n".join(lines) + "\n")
+        if i != unfinished:
+            result = {
+                "status": "COMPLETED",
+                "params": sum((a + 1) * b for a, b in itertools.pairwise(sizes)),
+                "seconds_per_epoch": 0.1 * len(hidden),
+                "samples_per_second": 1000.0 / len(hidden),
+                "test": {
+                    "accuracy": peak - 0.01,
+                    "f1_macro": peak - 0.02,
+                    "precision_macro": peak,
+                    "recall_macro": peak,
+                },
+            }
+            sweep.result(run.run_id).write_text(json.dumps(result))
+    return sweep
+
+
+def _collect(results: Path, *args: str) -> Any:
+    return CliRunner().invoke(cli, ["collect", "digits-depth", "--results", str(results), *args])
+
+
+def test_cli_table_shows_a_partial_sweep_and_writes_the_whole_summary_csv(tmp_path: Path) -> None:
+    sweep = digits_sweep(tmp_path)
+    result = _collect(tmp_path, "--top", "2")
+    assert result.exit_code == 0, result.output
+    assert "digits-depth: 2 of 8 configurations, 6 runs" in result.stdout
+    full = pd.read_csv(sweep.summary_csv)
+    assert len(full) == 8
+    last = full.iloc[-1]
+    assert (last["config_id"], last["finished"]) == ("hidden-32__learning_rate-0.003", "2/3")
+    assert last["outcomes"] == "2 COMPLETED, 1 UNFINISHED"
+
+
+def test_cli_sorts_filters_and_keeps_the_top(tmp_path: Path) -> None:
+    digits_sweep(tmp_path)
+    result = _collect(tmp_path, "--format", "csv", "--sort", "test F1", "--top", "3", "--where", "depth=1")
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(io.StringIO(result.stdout))
+    assert rows["config_id"].tolist() == [
+        "hidden-128__learning_rate-0.003",
+        "hidden-32__learning_rate-0.003",
+        "hidden-128__learning_rate-0.001",
+    ]
+    assert rows["test_f1_macro_mean"].tolist() == pytest.approx([0.86, 0.85, 0.81])
+
+
+def test_cli_where_a_list_setting_outputs_json(tmp_path: Path) -> None:
+    digits_sweep(tmp_path)
+    result = _collect(
+        tmp_path, "--format", "json", "--where", "model.hidden=[64,32]", "--ascending", "--sort", "params"
+    )
+    assert result.exit_code == 0, result.output
+    assert [(r["model.hidden"], r["train.learning_rate"]) for r in json.loads(result.stdout)] == [
+        ("[64, 32]", 0.001),
+        ("[64, 32]", 0.003),
+    ]
+
+
+def test_cli_epochs_is_the_long_form_of_every_epoch(tmp_path: Path) -> None:
+    digits_sweep(tmp_path)
+    result = _collect(tmp_path, "--epochs", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    epochs = pd.read_csv(io.StringIO(result.stdout))
+    assert epochs.columns.tolist() == [
+        "run_id",
+        "config_id",
+        "seed",
+        "epoch",
+        "categorical_accuracy",
+        "loss",
+        "val_categorical_accuracy",
+        "val_loss",
+    ]
+    assert len(epochs) == 23 * 5 + 3
+    assert not epochs.duplicated(["run_id", "epoch"]).any()
+
+
+def test_cli_parquet_goes_to_a_file(tmp_path: Path) -> None:
+    digits_sweep(tmp_path)
+    out = tmp_path / "out" / "epochs.parquet"
+    result = _collect(tmp_path, "--epochs", "--format", "parquet", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_parquet(out)) == 23 * 5 + 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sort", "nope"], "hpcjobs: error: --sort 'nope': no such column; expected one of config_id,"),
+        (
+            ["--where", "model.hiden=[3]"],
+            "hpcjobs: error: --where 'model.hiden=[3]': unknown key 'model.hiden'",
+        ),
+        (["--where", "depth"], "hpcjobs: error: --where 'depth': expected KEY=VALUE; valid keys: "),
+    ],
+)
+def test_cli_bad_sort_or_where_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    digits_sweep(tmp_path)
+    result = _collect(tmp_path, *args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(message)
+    assert result.stderr.count("\n") == 1
+
+
+def test_cli_parquet_without_out_is_a_usage_error(tmp_path: Path) -> None:
+    digits_sweep(tmp_path)
+    result = _collect(tmp_path, "--format", "parquet")
+    assert result.exit_code == 2
+    assert "--format parquet writes a binary file: give --out FILE" in result.stderr
+
+
+def test_cli_parquet_without_pyarrow_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digits_sweep(tmp_path)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a)
+    )
+    result = _collect(tmp_path, "--format", "parquet", "--out", str(tmp_path / "s.parquet"))
+    assert result.exit_code == 2
+    assert "--format parquet needs pyarrow: pip install 'hpcjobs[parquet]'" in result.stderr
+    assert not (tmp_path / "s.parquet").exists()

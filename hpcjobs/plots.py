@@ -1,0 +1,146 @@
+"""Figures of a collected sweep: learning curves, and best validation value against depth and size.
+
+Drawn on matplotlib.figure.Figure, whose savefig renders with the Agg canvas, never through pyplot: no
+display or GUI backend is touched on a login node and no global figure state is kept. matplotlib is
+imported inside the functions so that `collect` without --plot does not pay for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from . import layout
+from .collect import Collection, rank_column
+from .render import short_metric
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+LEGEND_MAX = 24  # more lines than this make a legend taller than the figure: colours alone then
+DPI = 100
+
+
+def curve_bands(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per configuration and epoch (1-based, like best_epoch): mean, min and max of `metric` over seeds."""
+    rows = epochs.dropna(subset=[metric])
+    bands = rows.groupby(["config_id", "epoch"], sort=False, observed=True)[metric].agg(
+        ["mean", "min", "max"]
+    )
+    bands = bands.reset_index().sort_values(["config_id", "epoch"], kind="stable")
+    return bands.assign(epoch=bands["epoch"] + 1)
+
+
+def series(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The summary's configurations grouped by the settings other than the architecture, one marker series
+    each, labelled like 'learning_rate=0.003'; one unlabelled series when only the architecture varies."""
+    others = [c for c in summary.columns if "." in c and c != "model.hidden"]
+    if not others:
+        return {"": summary}
+    groups = summary.groupby(others, sort=False, dropna=False)
+    return {
+        ", ".join(f"{c.split('.', 1)[1]}={v}" for c, v in zip(others, key, strict=True)): group
+        for key, group in ((k if isinstance(k, tuple) else (k,), g) for k, g in groups)
+    }
+
+
+def _colors(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [colormaps["tab10"](i) for i in range(n)]
+    return [colormaps["viridis"](x) for x in np.linspace(0.0, 0.95, n)]
+
+
+def learning_curves(col: Collection, metric: str, title: str) -> Figure:
+    """Training and validation `metric` per epoch: a line per configuration (mean over seeds) and a band
+    from the lowest to the highest seed."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    config_ids = list(col.summary["config_id"])
+    colors = dict(zip(config_ids, _colors(len(config_ids)), strict=True))
+    stem = metric.removeprefix("val_")
+    for ax, name, kind in zip(axes, (stem, metric), ("training", "validation"), strict=True):
+        ax.set_title(f"{kind} {short_metric(stem)}")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if name not in col.epochs:
+            continue
+        bands = dict(list(curve_bands(col.epochs, name).groupby("config_id", observed=True)))
+        for config_id in (c for c in config_ids if c in bands):  # the table's order, for the legend
+            band, color = bands[config_id], colors[config_id]
+            ax.plot(band["epoch"], band["mean"], color=color, linewidth=1.2, label=config_id)
+            ax.fill_between(band["epoch"], band["min"], band["max"], color=color, alpha=0.2, linewidth=0)
+    axes[0].set_ylabel(f"{short_metric(stem)} (line: mean over seeds, band: min–max)")
+    if 0 < len(config_ids) <= LEGEND_MAX:
+        fig.legend(*axes[1].get_legend_handles_labels(), loc="outside right upper", fontsize="small")
+    fig.suptitle(title)
+    return fig
+
+
+def versus(summary: pd.DataFrame, x: str, metric_column: str, title: str) -> Figure:
+    """Mean best validation value against `x` (depth or params), one point per configuration with
+    error bars of one std over seeds; params on a log axis."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    groups = series(summary)
+    for i, (color, (label, group)) in enumerate(zip(_colors(len(groups)), groups.items(), strict=True)):
+        # Series side by side, so that error bars at one depth (or one size) do not hide each other.
+        shift = i - (len(groups) - 1) / 2
+        xs = group[x].astype(float) * 10 ** (0.02 * shift) if x == "params" else group[x] + 0.08 * shift
+        std = group.get(metric_column.replace("_mean", "_std"))
+        ys = group[metric_column]
+        yerr = None if std is None else std.fillna(0.0)
+        ax.errorbar(xs, ys, yerr=yerr, fmt="o", capsize=3, color=color, label=label or None)
+        if len(summary) <= LEGEND_MAX and "model.hidden" in group:
+            for xy, hidden in zip(zip(xs, ys, strict=True), group["model.hidden"], strict=True):
+                ax.annotate(hidden, xy, xytext=(5, -3), textcoords="offset points", fontsize="x-small")
+    if x == "params":
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters (log scale)")
+    else:
+        ax.set_xlabel("depth (hidden layers)")
+        ax.set_xticks(sorted(summary["depth"].unique()))
+    stem = metric_column.removeprefix("best_").removesuffix("_mean")
+    ax.set_ylabel(f"best {short_metric(stem)} (mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    if len(groups) > 1:
+        ax.legend(fontsize="small")
+    ax.set_title(title)
+    return fig
+
+
+def figures(col: Collection, name: str) -> dict[str, Figure]:
+    """Plot name -> figure, for the figures this collection has the data for."""
+    out = {}
+    monitored = col.runs.get("monitor", pd.Series(dtype=object)).dropna()
+    if len(monitored) and len(col.epochs):
+        out["learning_curves"] = learning_curves(col, str(monitored.iloc[0]), f"{name}: learning curves")
+    column = rank_column(col.summary)
+    if column is not None:
+        stem = short_metric(column.removeprefix("best_").removesuffix("_mean"))
+        out["best_val_vs_depth"] = versus(col.summary, "depth", column, f"{name}: best {stem} vs depth")
+        sized = col.summary.dropna(subset=["params"]) if "params" in col.summary else col.summary.iloc[:0]
+        if len(sized):
+            out["best_val_vs_params"] = versus(sized, "params", column, f"{name}: best {stem} vs size")
+    return out
+
+
+def write_plots(sweep: layout.SweepDir, col: Collection) -> list[Path]:
+    """Writes the figures as PNGs into the sweep's plots folder; returns the files written."""
+    written = []
+    for name, fig in figures(col, sweep.name).items():
+        path = sweep.plot(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI)
+        written.append(path)
+    return written

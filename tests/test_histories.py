@@ -1,0 +1,198 @@
+"""History files: the per-file parser, the bulk parser and its fallbacks, per-run figures, the long form."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hpcjobs import histories
+
+HEADER = b"epoch,loss,val_categorical_accuracy,val_loss\n"
+
+# --- parse_history (one file) -----------------------------------------------------------------------
+
+
+def test_parse_history_returns_rows_as_written_with_missing_cells_as_nan() -> None:
+    columns, rows = histories.parse_history("epoch,loss,val_loss\n0,1.0,1.1\n1,0.8,NA\n1,0.7,\n")
+    assert columns == ["epoch", "loss", "val_loss"]
+    assert rows[0] == [0.0, 1.0, 1.1]
+    assert rows[1][:2] == [1.0, 0.8] and math.isnan(rows[1][2])  # Keras' CSVLogger writes NA
+    assert rows[2][:2] == [1.0, 0.7] and math.isnan(rows[2][2])  # an empty cell
+
+
+def test_parse_history_of_nothing() -> None:
+    assert histories.parse_history("") == ([], [])
+    assert histories.parse_history("epoch,loss\n") == (["epoch", "loss"], [])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("epoch,loss,val_loss\n0,1.0,1.1\n1,0.8\n", "line 3 has 2 fields, the header 3"),
+        ("loss,val_loss\n1.0,1.1\n", "no 'epoch' column"),
+        ("epoch,loss\n0,1.0\n,0.9\n", "line 3 has no epoch number"),
+        ("epoch,loss\n0,warm\n", "could not convert string to float: 'warm'"),
+    ],
+)
+def test_parse_history_names_what_does_not_fit(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        histories.parse_history(text)
+
+
+# --- parse_histories (many files) -------------------------------------------------------------------
+
+
+def test_runs_sharing_a_header_become_one_block_in_order() -> None:
+    blocks, problems = histories.parse_histories(
+        {"a": HEADER + b"0,0.9,0.6,0.8\n1,0.5,0.7,0.4\n", "b": HEADER + b"0,0.8,0.65,0.7\n"}
+    )
+    assert problems == {}
+    (block,) = blocks
+    assert block.columns == ["epoch", "loss", "val_categorical_accuracy", "val_loss"]
+    assert block.run_ids == ["a", "b"]
+    assert block.lengths.tolist() == [2, 1]
+    assert block.data.tolist() == [[0, 0.9, 0.6, 0.8], [1, 0.5, 0.7, 0.4], [0, 0.8, 0.65, 0.7]]
+
+
+def test_a_resumed_run_keeps_the_last_row_of_a_repeated_epoch_in_epoch_order() -> None:
+    text = b"epoch,loss\n0,1.0\n1,0.8\n2,0.75\n1,0.7\n2,0.6\n"  # requeued after epoch 0's backup
+    (block,), _ = histories.parse_histories({"a": text, "b": b"epoch,loss\n0,0.5\n"})
+    assert block.lengths.tolist() == [3, 1]
+    assert block.data.tolist() == [[0, 1.0], [1, 0.7], [2, 0.6], [0, 0.5]]
+
+
+def test_crlf_line_ends_missing_final_newline_and_na_cells_parse_like_the_rest() -> None:
+    (block,), problems = histories.parse_histories(
+        {"crlf": b"epoch,loss\r\n0,1.0\r\n1,NA\r\n", "cut": b"epoch,loss\n0,2.0\n1,1.5"}
+    )
+    assert problems == {}
+    assert block.lengths.tolist() == [2, 2]
+    assert block.data[[0, 2, 3], 1].tolist() == [1.0, 2.0, 1.5]
+    assert math.isnan(block.data[1, 1])
+
+
+def test_a_bad_file_is_pinned_to_its_run_and_the_others_still_parse() -> None:
+    good = HEADER + b"0,0.9,0.6,0.8\n"
+    blocks, problems = histories.parse_histories(
+        {
+            "a": good,
+            "ragged": HEADER + b"0,0.9\n",
+            "text": HEADER + b"0,0.9,oops,0.8\n",
+            "b": good,
+            "no-epoch": b"loss\n0.9\n",
+            "latin1": b"epoch,loss\n0,\xe9\n",
+        }
+    )
+    assert problems == {
+        "ragged": "line 2 has 2 fields, the header 4",
+        "text": "could not convert string to float: 'oops'",
+        "no-epoch": "no 'epoch' column in the header",
+        "latin1": "'utf-8' codec can't decode byte 0xe9 in position 13: invalid continuation byte",
+    }
+    assert [(b.run_ids, b.lengths.tolist()) for b in blocks] == [(["a", "b"], [1, 1])]
+
+
+def test_files_without_epochs_make_no_block_and_no_problem() -> None:
+    assert histories.parse_histories({"empty": b"", "header": b"epoch,loss\n"}) == ([], {})
+
+
+def test_runs_with_other_headers_get_their_own_block() -> None:
+    blocks, _ = histories.parse_histories({"a": b"epoch,loss\n0,1.0\n", "b": b"epoch,loss,val_loss\n0,1,2\n"})
+    assert [b.columns for b in blocks] == [["epoch", "loss"], ["epoch", "loss", "val_loss"]]
+
+
+# --- history_stats ----------------------------------------------------------------------------------
+
+
+def _stats(files: dict[str, bytes]) -> dict[str, dict[str, object]]:
+    blocks, problems = histories.parse_histories(files)
+    assert problems == {}
+    return {run_id: s for block in blocks for run_id, s in histories.history_stats(block).items()}
+
+
+def test_stats_take_every_validation_value_at_the_best_epoch_of_the_monitored_metric() -> None:
+    stats = _stats({"a": HEADER + b"0,0.9,0.6,0.8\n1,0.5,0.85,0.4\n2,0.4,0.75,0.45\n"})
+    assert stats["a"] == {
+        "epochs_done": 3,
+        "monitor": "val_categorical_accuracy",
+        "best_epoch": 2,
+        "best_val_categorical_accuracy": 0.85,
+        "best_val_loss": 0.4,
+        "final_loss": 0.4,
+    }
+
+
+def test_stats_monitor_val_loss_by_its_minimum_and_take_the_first_of_ties() -> None:
+    stats = _stats({"a": b"epoch,loss,val_loss\n0,1.0,0.9\n1,0.8,0.7\n2,0.6,0.7\n"})
+    assert (stats["a"]["monitor"], stats["a"]["best_epoch"], stats["a"]["best_val_loss"]) == (
+        "val_loss",
+        2,
+        0.7,
+    )
+
+
+def test_stats_of_a_metric_never_recorded_count_the_last_epoch_as_best() -> None:
+    stats = _stats({"a": HEADER + b"0,0.9,NA,0.8\n1,0.5,NA,0.4\n", "b": HEADER + b"0,0.9,0.5,0.8\n"})
+    assert stats["a"]["best_epoch"] == 2
+    assert stats["b"]["best_epoch"] == 1
+
+
+def test_stats_without_validation_columns_have_no_monitor() -> None:
+    assert _stats({"a": b"epoch,loss,categorical_accuracy\n0,0.9,0.6\n1,0.5,0.7\n"}) == {
+        "a": {"epochs_done": 2, "final_loss": 0.5}
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    runs=st.lists(
+        st.lists(st.one_of(st.floats(0.0, 1.0), st.just(math.nan)), min_size=1, max_size=6),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_stats_over_a_block_match_a_run_by_run_reference(runs: list[list[float]]) -> None:
+    files = {
+        f"r{i}": b"epoch,val_accuracy\n" + b"".join(f"{e},{v!r}\n".encode() for e, v in enumerate(values))
+        for i, values in enumerate(runs)
+    }
+    stats = _stats(files)
+    for i, values in enumerate(runs):
+        array = np.array(values)
+        best = len(values) - 1 if np.isnan(array).all() else int(np.nanargmax(array))
+        assert stats[f"r{i}"]["best_epoch"] == best + 1
+        assert stats[f"r{i}"]["epochs_done"] == len(values)
+
+
+# --- epochs_table -----------------------------------------------------------------------------------
+
+
+def test_epochs_table_is_long_form_one_row_per_run_and_epoch() -> None:
+    blocks, _ = histories.parse_histories(
+        {"c1__seed-0": HEADER + b"0,0.9,0.6,0.8\n1,0.5,0.7,0.4\n", "c1__seed-1": HEADER + b"0,0.8,0.65,0.7\n"}
+    )
+    metas = [{"run_id": f"c1__seed-{s}", "config_id": "c1", "seed": s} for s in (0, 1)]
+    table = histories.epochs_table(blocks, metas)
+    assert table.columns.tolist() == [
+        "run_id",
+        "config_id",
+        "seed",
+        "epoch",
+        "loss",
+        "val_categorical_accuracy",
+        "val_loss",
+    ]
+    assert table.dtypes.astype(str).tolist()[:4] == ["category", "category", "int64", "int64"]
+    assert table.astype({"run_id": str, "config_id": str}).values.tolist() == [
+        ["c1__seed-0", "c1", 0, 0, 0.9, 0.6, 0.8],
+        ["c1__seed-0", "c1", 0, 1, 0.5, 0.7, 0.4],
+        ["c1__seed-1", "c1", 1, 0, 0.8, 0.65, 0.7],
+    ]
+
+
+def test_epochs_table_of_nothing_still_has_its_key_columns() -> None:
+    assert histories.epochs_table([], []).columns.tolist() == ["run_id", "config_id", "seed", "epoch"]
