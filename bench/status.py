@@ -95,6 +95,10 @@ def main() -> None:
         outcome = sweep.submit(path, Path(tmp) / "results", backends.SlurmBackend(), backends.for_executor)
         held = outcome.sweep
         try:
+            deadline = time.monotonic() + 30  # accounting learns of a new job a moment after sbatch
+            while "SUBMITTED" in status.gather(held, backends.for_executor).counts:
+                assert time.monotonic() < deadline, "the held array never reached accounting"
+                time.sleep(1)
             calls.clear()
             in_process = timed(lambda: status.gather(held, backends.for_executor))
             per_refresh = len(calls) / 5

@@ -145,6 +145,9 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
 @click.option("--watch", is_flag=True, help="Refresh in place until every run has ended.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
+    "--all", "show_all", is_flag=True, help="List every run (default: at most 50, most urgent first)."
+)
+@click.option(
     "--interval",
     type=float,
     default=5.0,
@@ -152,7 +155,9 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
     help="Seconds between refreshes with --watch (backs off to 60).",
 )
 @handle_errors
-def status_cmd(name: str | None, results: Path | None, watch: bool, as_json: bool, interval: float) -> None:
+def status_cmd(
+    name: str | None, results: Path | None, watch: bool, as_json: bool, show_all: bool, interval: float
+) -> None:
     """Show each run's state, epochs done and last validation metric.
 
     With no NAME, list the sweeps in the results folder.
@@ -180,7 +185,7 @@ def status_cmd(name: str | None, results: Path | None, watch: bool, as_json: boo
         with Live(console=out, auto_refresh=False) as live:
             while True:
                 st = status.gather(sweep, backends.for_executor)
-                live.update(render.status_table(st), refresh=True)
+                live.update(render.status_table(st, None if show_all else 50), refresh=True)
                 if st.done:
                     return
                 time.sleep(wait_s)
@@ -189,7 +194,7 @@ def status_cmd(name: str | None, results: Path | None, watch: bool, as_json: boo
     if as_json:
         click.echo(json.dumps(st.to_json(), indent=2))
     else:
-        out.print(render.status_table(st))
+        out.print(render.status_table(st, None if show_all else 50))
 
 
 @cli.command()

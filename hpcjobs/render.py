@@ -51,11 +51,13 @@ def counts_line(st: SweepStatus) -> Text:
     return text
 
 
-def status_table(st: SweepStatus, show_runs: bool = True) -> Group:
+def status_table(st: SweepStatus, limit: int | None = 50) -> Group:
+    """Counts, then a row per run: at most `limit` rows, the runs that need a look first."""
     parts: list[Any] = [counts_line(st)]
     if st.warning:
         parts.append(Text(f"warning: {st.warning}", style="yellow"))
-    if show_runs:
+    runs, left = st.shown(limit)
+    if runs:
         table = Table(box=None, pad_edge=False)
         for col, justify in (
             ("run", "left"),
@@ -67,7 +69,7 @@ def status_table(st: SweepStatus, show_runs: bool = True) -> Group:
             ("note", "left"),
         ):
             table.add_column(col, justify=justify, no_wrap=col != "note")  # type: ignore[arg-type]
-        for r in st.runs:
+        for r in runs:
             value = "" if r.value is None else f"{short_metric(r.metric)} {r.value:.4f}"
             table.add_row(
                 r.run_id,
@@ -79,6 +81,13 @@ def status_table(st: SweepStatus, show_runs: bool = True) -> Group:
                 Text(r.note, style="dim"),
             )
         parts.append(table)
+    if left:
+        hidden = ", ".join(f"{state} {n}" for state, n in left.items())
+        parts.append(
+            Text(
+                f"… {sum(left.values())} more runs not listed ({hidden}): --all lists every run", style="dim"
+            )
+        )
     return Group(*parts)
 
 
