@@ -119,3 +119,16 @@ def test_login_node_commands_import_no_deep_learning(tmp_path: Path, command: st
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_status_of_a_large_sweep_lists_the_urgent_runs_and_counts_the_rest(tmp_path: Path) -> None:
+    from hpcjobs import render, status
+    from hpcjobs.render import to_text
+
+    runs = [
+        status.RunStatus(f"r{i}", "c", 0, s, 0, 3, "", None, "", "")
+        for i, s in enumerate(["COMPLETED", "COMPLETED", "FAILED", "PENDING"])
+    ]
+    text = to_text(render.status_table(status.SweepStatus("big", runs), limit=2))
+    assert "r2 " in text and "r0 " in text and "r1 " not in text
+    assert "… 2 more runs not listed (PENDING 1, COMPLETED 1): --all lists every run" in text
