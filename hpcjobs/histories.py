@@ -33,8 +33,11 @@ class HistoryBlock:
 
 
 def parse_history(text: str) -> tuple[list[str], list[list[float]]]:
-    """CSVLogger text -> (columns, rows) as written; ValueError naming the first line that does not fit."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    """CSVLogger text -> (columns, rows) as written; ValueError naming the first line that does not fit.
+
+    A last line without its newline is an epoch being written right now: left for the next read."""
+    complete, newline, _ = text.rpartition("\n")
+    lines = [ln for ln in (complete + newline).splitlines() if ln.strip()]
     if not lines:
         return [], []
     columns = lines[0].split(",")
@@ -56,12 +59,11 @@ def parse_history(text: str) -> tuple[list[str], list[list[float]]]:
 def _split(data: bytes) -> tuple[bytes, bytes, int] | None:
     """(header, body ending in a newline, rows) of a file for the fast path; None: parse it on its own.
 
-    Counting commas catches ragged and blank lines (a running run's half-written last one) in C time, so
-    one such file does not send all the others of its header to the slow path."""
+    Counting commas catches ragged and blank lines in C time, so one such file does not send all the
+    others of its header to the slow path. A last line without its newline is still being written: dropped."""
     header, _, body = data.lstrip().partition(b"\n")
     header = header.rstrip()  # the csv module ends lines with \r\n
-    if body and not body.endswith(b"\n"):
-        body += b"\n"
+    body = body[: body.rfind(b"\n") + 1]
     rows = body.count(b"\n")
     if b"epoch" not in header.split(b",") or body.count(b",") != rows * header.count(b","):
         return None

@@ -103,7 +103,8 @@ class SweepStatus:
 def parse_history(text: str) -> Progress:
     """Keras CSVLogger text -> progress; a resumed run may repeat an epoch, the last row wins."""
     rows: dict[str, dict[str, str]] = {}
-    for row in csv.DictReader(text.splitlines()):
+    complete = text[: text.rfind("\n") + 1]  # a last line without its newline is still being written
+    for row in csv.DictReader(complete.splitlines()):
         if row.get("epoch") not in (None, ""):
             rows[row["epoch"]] = row
     if not rows:

@@ -65,14 +65,23 @@ def test_a_resumed_run_keeps_the_last_row_of_a_repeated_epoch_in_epoch_order() -
     assert block.data.tolist() == [[0, 1.0], [1, 0.7], [2, 0.6], [0, 0.5]]
 
 
-def test_crlf_line_ends_missing_final_newline_and_na_cells_parse_like_the_rest() -> None:
+def test_crlf_line_ends_and_na_cells_parse_like_the_rest() -> None:
     (block,), problems = histories.parse_histories(
-        {"crlf": b"epoch,loss\r\n0,1.0\r\n1,NA\r\n", "cut": b"epoch,loss\n0,2.0\n1,1.5"}
+        {"crlf": b"epoch,loss\r\n0,1.0\r\n1,NA\r\n", "plain": b"epoch,loss\n0,2.0\n1,1.5\n"}
     )
     assert problems == {}
     assert block.lengths.tolist() == [2, 2]
     assert block.data[[0, 2, 3], 1].tolist() == [1.0, 2.0, 1.5]
     assert math.isnan(block.data[1, 1])
+
+
+@pytest.mark.parametrize("cut", [b"1,1.5", b"1,", b"1"])
+def test_a_half_written_last_line_is_left_for_the_next_read(cut: bytes) -> None:
+    # CSVLogger ends every row with a newline: without one, the row is being written (its numbers may be cut).
+    (block,), problems = histories.parse_histories({"running": b"epoch,loss\n0,2.0\n" + cut})
+    assert problems == {}
+    assert block.data.tolist() == [[0.0, 2.0]]
+    assert histories.parse_history("epoch,loss\n0,2.0\n" + cut.decode()) == (["epoch", "loss"], [[0.0, 2.0]])
 
 
 def test_a_bad_file_is_pinned_to_its_run_and_the_others_still_parse() -> None:

@@ -313,3 +313,8 @@ def test_large_sweeps_list_the_runs_that_need_a_look_first() -> None:
     assert left == {"PENDING": 3, "COMPLETED": 3}
     assert st.shown(None) == (runs, {})
     assert st.shown(10) == (runs, {})
+
+
+def test_a_half_written_last_epoch_is_not_counted_yet() -> None:
+    progress = status.parse_history("epoch,loss,val_loss\n0,0.9,0.8\n1,0.5,0.4")
+    assert (progress.epochs_done, progress.last["val_loss"]) == (1, 0.8)
