@@ -128,6 +128,8 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         ),
         "precision": Setting("auto", f"one of {', '.join(PRECISIONS)}", _one_of(PRECISIONS)),
         "early_stopping_patience": Setting(0, "an integer ≥ 0 (0 = off)", _int_at_least(0)),
+        # Training steps per call into the backend: the science is unchanged, the Python overhead is not.
+        "steps_per_execution": Setting("auto", 'an integer ≥ 1 or "auto"', _auto_or_int),
     },
     "slurm": {
         "partition": Setting("", "a partition name (empty: the cluster's default)", _opt_str, False),

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import platform
 import time
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -29,6 +32,21 @@ OPTIMIZERS = {
     "adagrad": keras.optimizers.Adagrad,
 }
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+# The most training steps Keras runs per call into the backend. A bound keeps Slurm's USR2 (requeue before
+# the time limit) from waiting for a whole epoch: Python runs signal handlers between those calls only.
+MAX_STEPS_PER_EXECUTION = 128
+# Validation, test and predict batches are at least this large: without gradients they are cheap in memory,
+# and fewer, larger steps cost less dispatch. Means over samples do not depend on the batching.
+EVAL_BATCH_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How the steps run, never what they compute: batch size, learning rate and epochs stay the user's."""
+
+    steps_per_execution: int
+    jit_compile: bool
+    eval_batch_size: int
 
 
 def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
@@ -52,6 +70,7 @@ def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
     device, capability = probe_device(backend)
     policy = choose_policy(train_cfg["precision"], capability)
     monitor, mode = choose_monitor(train_cfg["metrics"])
+    execution = plan_execution(train_cfg, backend, len(parts.x_train))
 
     history_path, backup_dir = sweep.history(run_id), sweep.backup_dir(run_id)
     if not backup_dir.exists():
@@ -68,52 +87,22 @@ def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
             activation=model_cfg["activation"],
             dropout=float(model_cfg["dropout"]),
         )
-        # Given a plain optimizer, compile() wraps it in LossScaleOptimizer itself when the model's
-        # policy is mixed_float16 (keras 3 auto_scale_loss=True): wrapping here would be redundant.
-        model.compile(
-            optimizer=OPTIMIZERS[train_cfg["optimizer"]](learning_rate=train_cfg["learning_rate"]),
-            loss="categorical_crossentropy",
-            metrics=list(train_cfg["metrics"]),
-        )
-        divergence = DivergenceStop()
-        # CSVLogger before BackupAndRestore: a kill between the two repeats an epoch row (deduplicated when
-        # read back) instead of losing one.
-        callbacks: list[keras.callbacks.Callback] = [
-            divergence,
-            keras.callbacks.CSVLogger(str(history_path), append=True),
-            keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True),
-        ]
-        patience = int(train_cfg["early_stopping_patience"])
-        if patience > 0:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor, mode=mode, patience=patience, restore_best_weights=True
-                )
-            )
-        callbacks.append(EpochLine(run_id, int(train_cfg["epochs"]), monitor))
+        compile_model(model, train_cfg, execution)
+        divergence, callbacks = training_callbacks(run_id, train_cfg, monitor, mode, history_path, backup_dir)
+        y_train, y_val, y_test = (one_hot(y, n_classes) for y in (parts.y_train, parts.y_val, parts.y_test))
 
-        onehot = keras.utils.to_categorical
         clock = time.perf_counter()
-        fit = model.fit(
-            parts.x_train,
-            onehot(parts.y_train, num_classes=n_classes),
-            validation_data=(parts.x_val, onehot(parts.y_val, num_classes=n_classes)),
-            epochs=int(train_cfg["epochs"]),
-            batch_size=int(train_cfg["batch_size"]),
-            callbacks=callbacks,
-            verbose=0,
+        fit = fit_model(
+            model, (parts.x_train, y_train), (parts.x_val, y_val), train_cfg, execution, callbacks
         )
         seconds = time.perf_counter() - clock
 
-        batch_size = int(train_cfg["batch_size"])
         evaluated = model.evaluate(
-            parts.x_test,
-            onehot(parts.y_test, num_classes=n_classes),
-            batch_size=batch_size,
-            verbose=0,
-            return_dict=True,
+            parts.x_test, y_test, batch_size=execution.eval_batch_size, verbose=0, return_dict=True
         )
-        predicted = model.predict(parts.x_test, batch_size=batch_size, verbose=0).argmax(axis=1)
+        predicted = model.predict(parts.x_test, batch_size=execution.eval_batch_size, verbose=0).argmax(
+            axis=1
+        )
         test = {**evaluated, **scores.macro_scores(parts.y_test, predicted, n_classes)}
         params = model.count_params()
     finally:
@@ -129,6 +118,7 @@ def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
         session_seconds=seconds,
         n_train=len(parts.x_train),
         precision_policy=policy,
+        execution=execution,
         backend=backend,
         device=device,
         versions=versions(backend),
@@ -198,6 +188,47 @@ def choose_monitor(metrics: list[str]) -> tuple[str, str]:
     return "val_loss", "min"
 
 
+def choose_steps_per_execution(requested: Any, steps_per_epoch: int, backend: str) -> int:
+    """Training steps per call into the backend: "auto" runs up to MAX_STEPS_PER_EXECUTION at a time.
+
+    Keras 3 calls the batch callbacks once per execution and runs a shorter last execution when the epoch's
+    steps don't divide evenly, so epochs, and history rows, stay what they were. The torch backend runs one
+    step at a time only.
+    """
+    if requested != "auto" and not (
+        isinstance(requested, int) and not isinstance(requested, bool) and requested >= 1
+    ):
+        raise ValueError(
+            f'Expected steps_per_execution to be "auto" or an integer ≥ 1. Received: {requested!r}'
+        )
+    if backend == "torch":
+        if requested not in ("auto", 1):
+            raise ValueError(
+                f"Expected steps_per_execution 1 with the torch backend. Received: {requested!r}"
+            )
+        return 1
+    return min(steps_per_epoch, MAX_STEPS_PER_EXECUTION) if requested == "auto" else int(requested)
+
+
+def choose_jit_compile(backend: str) -> bool:
+    """XLA on JAX. Not on TensorFlow: seed_everything turns op determinism on, under which Keras refuses XLA
+    (keras/src/trainers/trainer.py, model_supports_jit). Not on torch: there it means torch.compile, whose
+    compile time a small MLP does not win back."""
+    return backend == "jax"
+
+
+def plan_execution(train_cfg: dict[str, Any], backend: str, n_train: int) -> Execution:
+    """The fast path for a run; train.steps_per_execution ("auto" when absent) may pin the step count."""
+    batch_size = int(train_cfg["batch_size"])
+    return Execution(
+        steps_per_execution=choose_steps_per_execution(
+            train_cfg.get("steps_per_execution", "auto"), math.ceil(n_train / batch_size), backend
+        ),
+        jit_compile=choose_jit_compile(backend),
+        eval_batch_size=max(batch_size, EVAL_BATCH_SIZE),
+    )
+
+
 def build_model(
     n_features: int, n_classes: int, hidden: list[int], activation: str, dropout: float
 ) -> keras.Sequential:
@@ -212,33 +243,102 @@ def build_model(
     return keras.Sequential(layers)
 
 
+def compile_model(model: keras.Model, train_cfg: dict[str, Any], execution: Execution) -> None:
+    # Given a plain optimizer, compile() wraps it in LossScaleOptimizer itself when the model's
+    # policy is mixed_float16 (keras 3 auto_scale_loss=True): wrapping here would be redundant.
+    model.compile(
+        optimizer=OPTIMIZERS[train_cfg["optimizer"]](learning_rate=train_cfg["learning_rate"]),
+        loss="categorical_crossentropy",
+        metrics=list(train_cfg["metrics"]),
+        steps_per_execution=execution.steps_per_execution,
+        jit_compile=execution.jit_compile,
+    )
+
+
+def training_callbacks(
+    run_id: str, train_cfg: dict[str, Any], monitor: str, mode: str, history_path: Path, backup_dir: Path
+) -> tuple[DivergenceStop, list[keras.callbacks.Callback]]:
+    """The run's callbacks, all of them epoch-level: a batch hook would make Keras call the callbacks
+    synchronously after every execution (keras/src/callbacks/callback_list.py, _configure_async_dispatch)."""
+    divergence = DivergenceStop()
+    # CSVLogger before the backup: a kill between the two repeats an epoch row (deduplicated when read
+    # back) instead of losing one.
+    callbacks: list[keras.callbacks.Callback] = [
+        divergence,
+        keras.callbacks.CSVLogger(str(history_path), append=True),
+        EpochBackup(str(backup_dir), delete_checkpoint=True),
+    ]
+    patience = int(train_cfg["early_stopping_patience"])
+    if patience > 0:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor, mode=mode, patience=patience, restore_best_weights=True)
+        )
+    callbacks.append(EpochLine(run_id, int(train_cfg["epochs"]), monitor))
+    return divergence, callbacks
+
+
+def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """float32 once here, rather than Keras casting to_categorical's float64 each time it slices batches."""
+    return keras.utils.to_categorical(labels, num_classes=n_classes).astype(np.float32)
+
+
+def fit_model(
+    model: keras.Model,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    train_cfg: dict[str, Any],
+    execution: Execution,
+    callbacks: list[keras.callbacks.Callback],
+) -> keras.callbacks.History:
+    return model.fit(
+        *train,
+        validation_data=validation,
+        epochs=int(train_cfg["epochs"]),
+        batch_size=int(train_cfg["batch_size"]),
+        validation_batch_size=execution.eval_batch_size,
+        callbacks=callbacks,
+        verbose=0,
+    )
+
+
 class DivergenceStop(keras.callbacks.Callback):  # type: ignore[misc]  # keras is untyped
-    """Stops at the first NaN/inf loss and records the (1-based) epoch.
+    """Stops at the first epoch whose training loss is NaN/inf and records that (1-based) epoch.
 
     keras.callbacks.TerminateOnNaN stops too, but fit() then returns normally and the run would look
-    COMPLETED. Checking each batch costs nothing extra: BackupAndRestore already makes batch callbacks
-    synchronous, with the logs converted to Python floats.
+    COMPLETED. The epoch's loss is the mean over its batches, so one non-finite batch shows at the epoch's
+    end. Checking each batch would stop sooner, by the rest of one epoch at most, but would make Keras call
+    the callbacks synchronously after every execution (see training_callbacks).
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.epoch = 0
         self.diverged_epoch: int | None = None
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self._check(logs)
-
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self._check(logs)
-
-    def _check(self, logs: dict | None) -> None:
         loss = (logs or {}).get("loss")
         if self.diverged_epoch is None and loss is not None and not math.isfinite(loss):
-            self.diverged_epoch = self.epoch + 1
+            self.diverged_epoch = epoch + 1
             self.model.stop_training = True
+
+
+class EpochBackup(keras.callbacks.BackupAndRestore):  # type: ignore[misc]
+    """BackupAndRestore that writes its files atomically and has no batch hook.
+
+    Keras writes the backup in place: a task killed mid-write (kill -9, node failure) left weights that
+    could not be loaded, and the run could never resume (seen on the lab cluster). The batch hook is a
+    no-op with save_freq="epoch", but merely overriding it makes Keras call every callback synchronously.
+    """
+
+    on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
+
+    def _save_model(self) -> None:
+        # Weights first, then the epoch: a kill between the two redoes one epoch, it never loses one.
+        os.makedirs(self.backup_dir, exist_ok=True)
+        partial = os.path.join(self.backup_dir, "partial.weights.h5")
+        self.model.save_weights(filepath=partial, overwrite=True)
+        os.replace(partial, self._weights_path)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        write_json(Path(self._training_metadata_path), metadata)
 
 
 class EpochLine(keras.callbacks.Callback):  # type: ignore[misc]
@@ -296,6 +396,7 @@ def build_result(
     session_seconds: float,
     n_train: int,
     precision_policy: str,
+    execution: Execution,
     backend: str,
     device: str,
     versions: dict[str, str],
@@ -316,6 +417,7 @@ def build_result(
         "seconds_per_epoch": session_seconds / session_epochs if session_epochs else None,
         "samples_per_second": n_train * session_epochs / session_seconds if session_epochs else None,
         "precision_policy": precision_policy,
+        "execution": asdict(execution),
         "backend": backend,
         "device": device,
         "versions": versions,

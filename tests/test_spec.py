@@ -110,6 +110,7 @@ def test_defaults_fill_everything_but_name_and_data_source(tmp_path: Path) -> No
             "metrics": ["categorical_accuracy", "mean_squared_error", "mean_absolute_error"],
             "precision": "auto",
             "early_stopping_patience": 0,
+            "steps_per_execution": "auto",
         },
     }
     assert spec.slurm == {

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -137,6 +138,7 @@ def test_build_result(train):
         session_seconds=4.0,
         n_train=100,
         precision_policy="float32",
+        execution=train.Execution(steps_per_execution=7, jit_compile=False, eval_batch_size=4096),
         backend="tensorflow",
         device="cpu",
         versions={"keras": "3"},
@@ -147,6 +149,68 @@ def test_build_result(train):
     assert result["test"] == {"loss": None, "f1_macro": 0.25}
     assert (result["seconds_per_epoch"], result["samples_per_second"]) == (2.0, 50.0)
     assert result["epochs"] == 10 and result["seed"] == 3 and result["config"] is config
+    assert result["execution"] == {"steps_per_execution": 7, "jit_compile": False, "eval_batch_size": 4096}
+
+
+@pytest.mark.parametrize(
+    ("requested", "steps_per_epoch", "backend", "chosen"),
+    [
+        ("auto", 469, "jax", 128),  # MNIST at batch 128: 128, 128, 128 and a last execution of 85
+        ("auto", 128, "tensorflow", 128),
+        ("auto", 3, "tensorflow", 3),  # one execution per epoch
+        ("auto", 1, "jax", 1),
+        (16, 469, "jax", 16),  # an explicit choice as is, even above the steps of an epoch
+        (1000, 3, "tensorflow", 1000),
+        ("auto", 469, "torch", 1),  # Keras runs torch one step at a time
+        (1, 469, "torch", 1),
+    ],
+)
+def test_choose_steps_per_execution(train, requested, steps_per_epoch, backend, chosen):
+    assert train.choose_steps_per_execution(requested, steps_per_epoch, backend) == chosen
+
+
+@pytest.mark.parametrize(
+    ("requested", "backend", "message"),
+    [
+        (0, "jax", 'Expected steps_per_execution to be "auto" or an integer ≥ 1. Received: 0'),
+        (True, "jax", "Received: True"),
+        ("fast", "tensorflow", "Received: 'fast'"),
+        (8, "torch", "Expected steps_per_execution 1 with the torch backend. Received: 8"),
+    ],
+)
+def test_choose_steps_per_execution_rejects(train, requested, backend, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train.choose_steps_per_execution(requested, 469, backend)
+
+
+def test_plan_execution(train):
+    cfg = {"batch_size": 128}
+    assert train.plan_execution(cfg, "jax", 60_000) == train.Execution(128, True, 4096)
+    assert train.plan_execution(cfg, "tensorflow", 1_000) == train.Execution(8, False, 4096)
+    assert train.plan_execution({"batch_size": 8192, "steps_per_execution": 4}, "jax", 10**6) == (
+        train.Execution(4, True, 8192)  # validation batches never smaller than training batches
+    )
+    assert train.plan_execution(cfg, "torch", 60_000) == train.Execution(1, False, 4096)
+
+
+def test_no_callback_of_a_run_has_a_batch_hook(train, tmp_path):
+    """Keras dispatches batch callbacks to a thread (JAX) instead of waiting for each execution's results
+    only while no callback overrides a batch hook (keras/src/callbacks/callback_list.py)."""
+    from keras.src.utils.python_utils import is_default
+
+    _, callbacks = train.training_callbacks(
+        "r",
+        {"epochs": 2, "early_stopping_patience": 1},
+        "val_loss",
+        "min",
+        tmp_path / "h.csv",
+        tmp_path / "b",
+    )
+    assert len(callbacks) == 5
+    hooks = ("on_batch_end", "on_train_batch_end", "on_test_batch_end", "on_predict_batch_end")
+    assert [
+        (type(cb).__name__, hook) for cb in callbacks for hook in hooks if not is_default(getattr(cb, hook))
+    ] == []
 
 
 def test_probe_device_on_cpu(train):
@@ -204,6 +268,8 @@ def test_train_run_completes(train, tmp_path, source, capsys):
     assert result["samples_per_second"] > 0 and set(result["versions"]) >= {"python", "keras", "tensorflow"}
     assert not sweep.backup_dir(run_id).exists()
     assert capsys.readouterr().out.count(f"{run_id} epoch ") == 2
+    # 44 training samples at batch 16: one execution of all 3 steps per epoch, one history row per epoch.
+    assert result["execution"] == {"steps_per_execution": 3, "jit_compile": False, "eval_batch_size": 4096}
 
 
 def read_json_roundtrip(result):
@@ -216,6 +282,23 @@ def test_same_seed_same_history(train, tmp_path, source):
     histories = []
     for name in ("a", "b"):
         sweep, run_id = make_run(tmp_path / name, source)
+        train.train_run(sweep, run_id)
+        histories.append(pd.read_csv(sweep.history(run_id)))
+    pd.testing.assert_frame_equal(histories[0], histories[1])
+
+
+def test_uneven_executions_log_one_row_per_epoch(train, tmp_path, source):
+    # 3 steps per epoch in executions of 2: a full one and a short one, and one row per epoch all the same.
+    sweep, run_id = make_run(tmp_path / "sweep", source, epochs=4, steps_per_execution=2)
+    result = train.train_run(sweep, run_id)
+    assert list(pd.read_csv(sweep.history(run_id))["epoch"]) == [0, 1, 2, 3]
+    assert result["epochs_done"] == 4 and result["execution"]["steps_per_execution"] == 2
+
+
+def test_steps_per_execution_does_not_change_the_history(train, tmp_path, source):
+    histories = []
+    for name, steps in (("one", 1), ("all", "auto")):
+        sweep, run_id = make_run(tmp_path / name, source, steps_per_execution=steps)
         train.train_run(sweep, run_id)
         histories.append(pd.read_csv(sweep.history(run_id)))
     pd.testing.assert_frame_equal(histories[0], histories[1])
