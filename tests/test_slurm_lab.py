@@ -56,6 +56,7 @@ def write_sweep(tmp_path: Path, name: str, **values: object) -> Path:
         "gpu_request": "gpus-per-node",
         "trials": 1,
         "runs": 1,
+        "additional": "[]",
     }
     path = tmp_path / f"{name}.toml"
     path.write_text(SWEEP.format(name=name, **{**defaults, **values}))
