@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/train_throughput.py on a GPU machine that has Python 3.12 + JAX but no TensorFlow, Keras or internet.
+# bench/train_throughput.py and bench/packing.py on a GPU machine with Python 3.12 + JAX but no TensorFlow,
+# Keras, submitit or internet.
 #
 # Here, with internet, from the repository root:   bench/gpu.sh fetch
 #   downloads the wheels the GPU image lacks (Keras and the two of its needs the image lacks) into .whl/,
@@ -9,7 +10,7 @@
 #   picks ("auto": bfloat16 on Ampere and newer), then again in float32, and prints both tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WHEELS=(keras==3.15.1 namex==0.1.0 optree==0.20.0)
+WHEELS=(keras==3.15.1 namex==0.1.0 optree==0.20.0 submitit==1.5.4)
 PYTHON=${PYTHON:-python3}
 
 if [[ "${1:-}" == fetch ]]; then
@@ -27,5 +28,7 @@ export PYTHONPATH="/tmp/site:$PWD" KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 "$PYTHON" -c 'import jax, keras; print("jax", jax.__version__, jax.devices(), "keras", keras.__version__)'
 "$PYTHON" bench/train_throughput.py "$@" | tee /tmp/train_throughput_auto.txt
 "$PYTHON" bench/train_throughput.py --precision float32 "$@" | tee /tmp/train_throughput_float32.txt
+"$PYTHON" bench/packing.py --runs 8 | tee /tmp/packing.txt
 echo; echo "== precision auto =="; tail -n 5 /tmp/train_throughput_auto.txt
 echo "== precision float32 =="; tail -n 5 /tmp/train_throughput_float32.txt
+echo "== packing =="; tail -n 6 /tmp/packing.txt
