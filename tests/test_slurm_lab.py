@@ -88,8 +88,17 @@ def lab(script: str, **env: str) -> None:
     )
 
 
-def test_digits_array_with_one_fake_gpu_per_task_completes(tmp_path: Path) -> None:
-    path = write_sweep(tmp_path, "digits-gpu", source="digits", epochs=3, hidden="[[32], [16, 16]]", gpus=1)
+@pytest.mark.parametrize("gpu_request", ["gpus-per-node", "gres", "gpus"])
+def test_digits_array_with_one_fake_gpu_per_task_completes(tmp_path: Path, gpu_request: str) -> None:
+    path = write_sweep(
+        tmp_path,
+        "digits-gpu",
+        source="digits",
+        epochs=3,
+        hidden="[[32], [16, 16]]",
+        gpus=1,
+        gpu_request=gpu_request,
+    )
     code, out = hpcjobs("submit", str(path), "--executor", "slurm", "--results", str(tmp_path / "r"))
     assert code == 0, out
     sweep = layout.sweep_dir("digits-gpu", tmp_path / "r")
