@@ -90,7 +90,7 @@ def measure(side: str, samples: int, epochs: int, batch_size: int, precision: st
         )
         settings = {"jit_compile": model.jit_compile}
     else:
-        from hpcjobs import train
+        from hpcjobs import plan, train
 
         cfg: dict[str, Any] = {
             "epochs": epochs,
@@ -103,9 +103,9 @@ def measure(side: str, samples: int, epochs: int, batch_size: int, precision: st
         }
         train.seed_everything(0, backend)
         device, capability = train.probe_device(backend)
-        policy = train.choose_policy(precision, capability)
-        monitor, mode = train.choose_monitor(cfg["metrics"])
-        execution = train.plan_execution(cfg, backend, samples)
+        policy = plan.choose_policy(precision, capability)
+        monitor, mode = plan.choose_monitor(cfg["metrics"])
+        execution = plan.plan_execution(cfg, backend, samples)
         keras.mixed_precision.set_dtype_policy(policy)
         model = train.build_model(FEATURES, CLASSES, HIDDEN, "relu", 0.0)
         train.compile_model(model, cfg, execution)

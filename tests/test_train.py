@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hpcjobs import plan
 from hpcjobs.layout import SweepDir, read_json, write_json
 
 pytestmark = pytest.mark.keras
@@ -74,12 +75,12 @@ def make_run(root, source, run_id="hidden-8x4__seed-0", **train_overrides):
     ],
 )
 def test_choose_policy(train, requested, capability, policy):
-    assert train.choose_policy(requested, capability) == policy
+    assert plan.choose_policy(requested, capability) == policy
 
 
 def test_choose_policy_rejects_unknown(train):
     with pytest.raises(ValueError, match="Expected precision among auto, float32"):
-        train.choose_policy("float16", None)
+        plan.choose_policy("float16", None)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,7 @@ def test_choose_policy_rejects_unknown(train):
     ],
 )
 def test_choose_monitor(train, metrics, monitor):
-    assert train.choose_monitor(metrics) == monitor
+    assert plan.choose_monitor(metrics) == monitor
 
 
 def test_summarize_history_keeps_the_last_row_of_a_repeated_epoch(train):
@@ -103,7 +104,7 @@ def test_summarize_history_keeps_the_last_row_of_a_repeated_epoch(train):
             "val_loss": [1.0, 0.5, 0.6, 0.65],
         }
     )
-    summary = train.summarize_history(history, "val_categorical_accuracy", "max")
+    summary = plan.summarize_history(history, "val_categorical_accuracy", "max")
     assert summary == {
         "epochs_done": 3,
         "best_epoch": 3,
@@ -111,18 +112,18 @@ def test_summarize_history_keeps_the_last_row_of_a_repeated_epoch(train):
         "best": {"val_categorical_accuracy": 0.8, "val_loss": 0.65},
         "final_loss": 0.6,
     }
-    assert train.summarize_history(history, "val_loss", "min")["best_epoch"] == 2
+    assert plan.summarize_history(history, "val_loss", "min")["best_epoch"] == 2
 
 
 def test_summarize_history_of_a_run_that_diverged_at_once(train):
     history = pd.DataFrame({"epoch": [0], "loss": [math.nan], "val_loss": [math.nan]})
-    summary = train.summarize_history(history, "val_loss", "min")
+    summary = plan.summarize_history(history, "val_loss", "min")
     assert summary["best_epoch"] is None and summary["best"] == {} and summary["final_loss"] is None
 
 
 def test_build_result(train):
     config = {"run_id": "r", "seed": 3, "train": {"epochs": 10}}
-    result = train.build_result(
+    result = plan.build_result(
         config,
         {
             "epochs_done": 4,
@@ -138,7 +139,7 @@ def test_build_result(train):
         session_seconds=4.0,
         n_train=100,
         precision_policy="float32",
-        execution=train.Execution(steps_per_execution=7, jit_compile=False, eval_batch_size=4096),
+        execution=plan.Execution(steps_per_execution=7, jit_compile=False, eval_batch_size=4096),
         backend="tensorflow",
         device="cpu",
         versions={"keras": "3"},
@@ -166,7 +167,7 @@ def test_build_result(train):
     ],
 )
 def test_choose_steps_per_execution(train, requested, steps_per_epoch, backend, chosen):
-    assert train.choose_steps_per_execution(requested, steps_per_epoch, backend) == chosen
+    assert plan.choose_steps_per_execution(requested, steps_per_epoch, backend) == chosen
 
 
 @pytest.mark.parametrize(
@@ -180,17 +181,17 @@ def test_choose_steps_per_execution(train, requested, steps_per_epoch, backend, 
 )
 def test_choose_steps_per_execution_rejects(train, requested, backend, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        train.choose_steps_per_execution(requested, 469, backend)
+        plan.choose_steps_per_execution(requested, 469, backend)
 
 
 def test_plan_execution(train):
     cfg = {"batch_size": 128}
-    assert train.plan_execution(cfg, "jax", 60_000) == train.Execution(128, True, 4096)
-    assert train.plan_execution(cfg, "tensorflow", 1_000) == train.Execution(8, False, 4096)
-    assert train.plan_execution({"batch_size": 8192, "steps_per_execution": 4}, "jax", 10**6) == (
-        train.Execution(4, True, 8192)  # validation batches never smaller than training batches
+    assert plan.plan_execution(cfg, "jax", 60_000) == plan.Execution(128, True, 4096)
+    assert plan.plan_execution(cfg, "tensorflow", 1_000) == plan.Execution(8, False, 4096)
+    assert plan.plan_execution({"batch_size": 8192, "steps_per_execution": 4}, "jax", 10**6) == (
+        plan.Execution(4, True, 8192)  # validation batches never smaller than training batches
     )
-    assert train.plan_execution(cfg, "torch", 60_000) == train.Execution(1, False, 4096)
+    assert plan.plan_execution(cfg, "torch", 60_000) == plan.Execution(1, False, 4096)
 
 
 def test_no_callback_of_a_run_has_a_batch_hook(train, tmp_path):

@@ -1,0 +1,176 @@
+"""How a run trains and what it reports, decided without Keras: precision policy, steps per execution,
+XLA, the monitored metric, and the result.json built from the history. Pure, and importable anywhere."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+# The most training steps Keras runs per call into the backend. A bound keeps Slurm's USR2 (requeue before
+# the time limit) from waiting for a whole epoch: Python runs signal handlers between those calls only.
+MAX_STEPS_PER_EXECUTION = 128
+
+
+# Validation, test and predict batches are at least this large: without gradients they are cheap in memory,
+# and fewer, larger steps cost less dispatch. Means over samples do not depend on the batching.
+EVAL_BATCH_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How the steps run, never what they compute: batch size, learning rate and epochs stay the user's."""
+
+    steps_per_execution: int
+    jit_compile: bool
+    eval_batch_size: int
+
+
+def choose_policy(requested: str, compute_capability: tuple[int, int] | None) -> str:
+    """The dtype policy: an explicit request as is; "auto" from the GPU's compute capability.
+
+    bfloat16 needs Ampere (8.0) or newer and needs no loss scaling; Volta/Turing (7.x) have float16 tensor
+    cores; CPUs and older GPUs gain nothing from mixed precision.
+    """
+    if requested in POLICIES:
+        return requested
+    if requested != "auto":
+        raise ValueError(f"Expected precision among auto, {', '.join(POLICIES)}. Received: {requested!r}")
+    if compute_capability is None:
+        return "float32"
+    if compute_capability >= (8, 0):
+        return "mixed_bfloat16"
+    if compute_capability >= (7, 0):
+        return "mixed_float16"
+    return "float32"
+
+
+def choose_monitor(metrics: list[str]) -> tuple[str, str]:
+    """The validation metric that picks the best epoch (and drives early stopping), and its direction."""
+    for name in ("categorical_accuracy", "accuracy"):
+        if name in metrics:
+            return f"val_{name}", "max"
+    return "val_loss", "min"
+
+
+def choose_steps_per_execution(requested: Any, steps_per_epoch: int, backend: str) -> int:
+    """Training steps per call into the backend: "auto" runs up to MAX_STEPS_PER_EXECUTION at a time.
+
+    Keras 3 calls the batch callbacks once per execution and runs a shorter last execution when the epoch's
+    steps don't divide evenly, so epochs, and history rows, stay what they were. The torch backend runs one
+    step at a time only.
+    """
+    if requested != "auto" and not (
+        isinstance(requested, int) and not isinstance(requested, bool) and requested >= 1
+    ):
+        raise ValueError(
+            f'Expected steps_per_execution to be "auto" or an integer ≥ 1. Received: {requested!r}'
+        )
+    if backend == "torch":
+        if requested not in ("auto", 1):
+            raise ValueError(
+                f"Expected steps_per_execution 1 with the torch backend. Received: {requested!r}"
+            )
+        return 1
+    return min(steps_per_epoch, MAX_STEPS_PER_EXECUTION) if requested == "auto" else int(requested)
+
+
+def choose_jit_compile(backend: str) -> bool:
+    """XLA on JAX. Not on TensorFlow: seed_everything turns op determinism on, under which Keras refuses XLA
+    (keras/src/trainers/trainer.py, model_supports_jit). Not on torch: there it means torch.compile, whose
+    compile time a small MLP does not win back."""
+    return backend == "jax"
+
+
+def plan_execution(train_cfg: dict[str, Any], backend: str, n_train: int) -> Execution:
+    """The fast path for a run; train.steps_per_execution ("auto" when absent) may pin the step count."""
+    batch_size = int(train_cfg["batch_size"])
+    return Execution(
+        steps_per_execution=choose_steps_per_execution(
+            train_cfg.get("steps_per_execution", "auto"), math.ceil(n_train / batch_size), backend
+        ),
+        jit_compile=choose_jit_compile(backend),
+        eval_batch_size=max(batch_size, EVAL_BATCH_SIZE),
+    )
+
+
+def summarize_history(history: pd.DataFrame, monitor: str, mode: str) -> dict[str, Any]:
+    """epochs_done, best_epoch (1-based), best (val_* at the best epoch) and final_loss from history.csv.
+
+    A resumed run may repeat an epoch (killed after logging it but before backing it up): the last row of
+    each epoch wins.
+    """
+    rows = history.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
+    values = rows[monitor] if monitor in rows else pd.Series(dtype=float)
+    if values.notna().any():
+        best_row = rows.loc[values.idxmax() if mode == "max" else values.idxmin()]
+        best_epoch: int | None = int(best_row["epoch"]) + 1
+        best = {name: _finite(best_row[name]) for name in rows.columns if name.startswith("val_")}
+    else:
+        best_epoch, best = None, {}
+    return {
+        "epochs_done": len(rows),
+        "best_epoch": best_epoch,
+        "monitor": monitor,
+        "best": best,
+        "final_loss": _finite(rows["loss"].iloc[-1]) if len(rows) else None,
+    }
+
+
+def build_result(
+    config: dict[str, Any],
+    summary: dict[str, Any],
+    *,
+    diverged_epoch: int | None,
+    test: dict[str, float],
+    params: int,
+    session_epochs: int,
+    session_seconds: float,
+    n_train: int,
+    precision_policy: str,
+    execution: Execution,
+    backend: str,
+    device: str,
+    versions: dict[str, str],
+    started: str,
+    finished: str,
+) -> dict[str, Any]:
+    """The result.json content. NaN/inf become null: the JSON stays strict and a diverged run stays readable.
+
+    Throughput covers this session only (a resumed run trained fewer epochs in this process).
+    """
+    return {
+        "run_id": config["run_id"],
+        "status": "DIVERGED" if diverged_epoch is not None else "COMPLETED",
+        "epochs": int(config["train"]["epochs"]),
+        **summary,
+        "test": {name: _finite(value) for name, value in test.items()},
+        "params": params,
+        "seconds_per_epoch": session_seconds / session_epochs if session_epochs else None,
+        "samples_per_second": n_train * session_epochs / session_seconds if session_epochs else None,
+        "precision_policy": precision_policy,
+        "execution": asdict(execution),
+        "backend": backend,
+        "device": device,
+        "versions": versions,
+        "seed": int(config["seed"]),
+        "diverged_epoch": diverged_epoch,
+        "started": started,
+        "finished": finished,
+        "config": config,
+    }
+
+
+def _finite(value: Any) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
