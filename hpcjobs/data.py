@@ -172,7 +172,8 @@ def standardizer(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 0, std, 1.0)
 
 
-def _load_cached(name: str) -> tuple[np.ndarray, np.ndarray]:
+def check_cached(name: str) -> None:
+    """DataError unless a Keras dataset is in the local cache (checked at submit time and before loading)."""
     missing = _missing_cache_files(name)
     if missing:
         # Never download here: compute nodes have no internet, and a hung download wastes an allocation.
@@ -180,6 +181,10 @@ def _load_cached(name: str) -> tuple[np.ndarray, np.ndarray]:
             f"{name} is not in the Keras cache ({missing[0]} missing): "
             f"run `hpcjobs fetch-data {name}` on a login node (compute nodes have no internet)"
         )
+
+
+def _load_cached(name: str) -> tuple[np.ndarray, np.ndarray]:
+    check_cached(name)
     paths = [keras_datasets_dir() / f for f in CACHED_FILES[name]]
     try:
         if name == "mnist":

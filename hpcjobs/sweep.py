@@ -47,14 +47,16 @@ class Outcome:
 
 def check_data(spec: Spec) -> list[tuple[int, int]]:
     """Read every user data file on the login node before anything is submitted: (features, classes) each."""
-    from .data import BUILTIN_SHAPES, DataError, check_labels, load
+    from .data import BUILTIN_SHAPES, CACHED_FILES, DataError, check_cached, check_labels, load
 
     shapes = []
     for source in data_sources(spec):
-        if source in DATASETS:
-            shapes.append(BUILTIN_SHAPES[source])
-            continue
         try:
+            if source in DATASETS:
+                if source in CACHED_FILES:  # the login node shares the cache with the compute nodes
+                    check_cached(source)
+                shapes.append(BUILTIN_SHAPES[source])
+                continue
             x, y = load(source)
             shapes.append((x.shape[1], check_labels(y, source)))
         except DataError as exc:

@@ -174,3 +174,16 @@ def test_failed_submission_removes_the_new_folder(tmp_path: Path, monkeypatch: p
     refusal = "hpcjobs: error: sbatch refused the sweep: Invalid partition name specified"
     assert (code, out.strip()) == (1, refusal)
     assert not (tmp_path / "results" / "bad").exists()
+
+
+def test_keras_dataset_missing_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_submission: backends.FakeBackend
+) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(SWEEP.format(source="mnist"))
+    code, out = _submit([str(sweep), "--results", str(tmp_path / "results")])
+    assert (code, out.count("\n")) == (2, 1)
+    assert "mnist is not in the Keras cache" in out and "hpcjobs fetch-data mnist" in out
+    assert not (tmp_path / "results").exists()
+    assert no_submission.submitted == []
