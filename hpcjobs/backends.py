@@ -184,7 +184,7 @@ class LocalBackend:
 class FakeBackend:
     """In-memory scheduler for tests: records submissions; states are whatever the test scripts.
 
-    With `run=True` each task is trained at once, in this process, as a compute node would.
+    With `run=True` each task runs at once, from this process, as a compute node would run it.
     """
 
     name: str = "fake"

@@ -44,11 +44,15 @@ def _style(state: str) -> str:
     return STATE_STYLE.get(state, "red")
 
 
-def counts_line(st: SweepStatus) -> Text:
-    text = Text(f"{st.name}: {len(st.runs)} runs  ")
+def state_counts(st: SweepStatus) -> Text:
+    text = Text()
     for state, n in st.counts.items():
         text.append(f"{state} {n}  ", style=_style(state))
     return text
+
+
+def counts_line(st: SweepStatus) -> Text:
+    return Text(f"{st.name}: {len(st.runs)} runs  ").append_text(state_counts(st))
 
 
 def status_table(st: SweepStatus, limit: int | None = 50) -> Group:
@@ -97,7 +101,7 @@ def sweeps_table(statuses: list[SweepStatus]) -> Table:
     table.add_column("runs", justify="right")
     table.add_column("states")
     for st in statuses:
-        table.add_row(st.name, str(len(st.runs)), counts_line(st)[len(st.name) + 2 :])
+        table.add_row(st.name, str(len(st.runs)), state_counts(st))
     return table
 
 

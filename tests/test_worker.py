@@ -61,3 +61,17 @@ def test_an_exception_becomes_a_failed_result_and_the_task_goes_on(tmp_path: Pat
     before = sweep.history(second).stat().st_mtime_ns
     assert worker.run_one(sweep, second) == "COMPLETED"
     assert sweep.history(second).stat().st_mtime_ns == before
+
+
+@pytest.mark.keras
+def test_submit_through_the_fake_backend_runs_each_task_as_a_node_would(tmp_path: Path) -> None:
+    from hpcjobs import sweep as sweeps
+
+    path = tmp_path / "s.toml"
+    path.write_text('name = "s"\n[data]\nsource = "moons"\n[train]\nepochs = 2\n[sweep]\nseeds = [0, 1]\n')
+    fake = backends.FakeBackend(run=True)
+    outcome = sweeps.submit(path, tmp_path / "r", fake, lambda _: fake)
+    assert [len(t) for t in outcome.tasks] == [2]  # moons is tiny: auto packs both runs into one task
+    fake.scripted = {("1000", 0): backends.JobRow("COMPLETED")}
+    st = status.gather(outcome.sweep, lambda _: fake)
+    assert [(r.state, r.epochs_done) for r in st.runs] == [("COMPLETED", 2)] * 2
