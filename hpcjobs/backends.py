@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -175,9 +176,11 @@ class LocalBackend:
         return {(s.job_id, 0): JobRow("RUNNING" if _alive(int(s.job_id)) else "ENDED") for s in subs}, ""
 
     def cancel(self, subs: Sequence[Submission]) -> None:
+        # SIGINT, as submitit's own LocalJob.cancel: the controller then stops its task. SIGTERM would be
+        # forwarded to the task, whose submitit handler ignores it (on Slurm it only announces the end).
         for sub in subs:
             if _alive(int(sub.job_id)):
-                os.kill(int(sub.job_id), 15)
+                os.kill(int(sub.job_id), signal.SIGINT)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,29 @@ def test_same_name_with_other_settings_is_refused(tmp_path: Path) -> None:
     assert refused.exit_code == 2
     assert "holds sweep 's' with different settings" in refused.output
     assert sorted(p.name for p in (results / "s").rglob("*")) == before
+
+
+def test_cancel_stops_local_workers(tmp_path: Path) -> None:
+    from hpcjobs import backends, layout, status
+
+    sweep_file = tmp_path / "long.toml"
+    sweep_file.write_text('name = "long"\n[data]\nsource = "moons"\n[train]\nepochs = 1000\n')
+    runner = CliRunner()
+    results = str(tmp_path / "results")
+    assert (
+        runner.invoke(cli, ["submit", str(sweep_file), "--executor", "local", "--results", results]).exit_code
+        == 0
+    )
+    sweep = layout.sweep_dir("long", results)
+    deadline = time.monotonic() + 120
+    while status.gather(sweep, backends.for_executor).runs[0].epochs_done < 2:
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.5)
+    cancelled = runner.invoke(cli, ["cancel", "long", "--results", results])
+    assert cancelled.exit_code == 0 and cancelled.output.startswith("cancelled jobs: ")
+    deadline = time.monotonic() + 30
+    while not (st := status.gather(sweep, backends.for_executor)).done:
+        assert time.monotonic() < deadline, "the local worker did not stop"
+        time.sleep(0.5)
+    [run] = st.runs
+    assert run.state == "FAILED" and run.epochs_done < 1000
