@@ -185,15 +185,18 @@ def _read_progress(sweep: layout.SweepDir, run_id: str) -> Progress:
         return Progress()
 
 
-def _elapsed(result: dict[str, Any] | None, row: JobRow | None) -> str:
-    if row is not None and row.elapsed:
-        return row.elapsed
+def elapsed(result: dict[str, Any] | None, row: JobRow | None, state: str) -> str:
+    """The run's own time where its result says it, else its task's (a task may train several runs)."""
     if result and result.get("started") and result.get("finished"):
-        seconds = (
-            dt.datetime.fromisoformat(result["finished"]) - dt.datetime.fromisoformat(result["started"])
-        ).total_seconds()
-        return str(dt.timedelta(seconds=round(seconds)))
-    return ""
+        seconds = round(
+            (
+                dt.datetime.fromisoformat(result["finished"]) - dt.datetime.fromisoformat(result["started"])
+            ).total_seconds()
+        )
+        return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"  # as sacct prints it
+    if state == "PENDING" or row is None:
+        return ""
+    return row.elapsed
 
 
 def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> SweepStatus:
@@ -238,7 +241,7 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
                 run["settings"]["train"]["epochs"],
                 metric,
                 progress.last.get(metric),
-                _elapsed(result, row),
+                elapsed(result, row, state),
                 sub.job_name(task) if sub else "",
                 note,
             )

@@ -260,7 +260,7 @@ def test_gather_runs_behind_the_current_one_in_a_task_are_pending(tmp_path: Path
         ("RUNNING", "1000", ""),
         ("PENDING", "1000", "queued behind earlier runs of its task"),
     ]
-    assert got.runs[0].elapsed == "0:01:30"
+    assert got.runs[0].elapsed == "00:01:30"
     assert fake.state_calls == 1
 
 
@@ -318,3 +318,12 @@ def test_large_sweeps_list_the_runs_that_need_a_look_first() -> None:
 def test_a_half_written_last_epoch_is_not_counted_yet() -> None:
     progress = status.parse_history("epoch,loss,val_loss\n0,0.9,0.8\n1,0.5,0.4")
     assert (progress.epochs_done, progress.last["val_loss"]) == (1, 0.8)
+
+
+def test_elapsed_is_the_runs_own_time_where_it_is_known() -> None:
+    result = {"started": "2026-11-27T10:00:00+00:00", "finished": "2026-11-27T11:02:03+00:00"}
+    task = JobRow("RUNNING", elapsed="01:30:00")
+    assert status.elapsed(result, task, "COMPLETED") == "01:02:03"
+    assert status.elapsed(None, task, "RUNNING") == "01:30:00"
+    assert status.elapsed(None, task, "PENDING") == ""  # waiting behind other runs of its task
+    assert status.elapsed(None, None, "SUBMITTED") == ""
