@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from . import layout, manifest, slurm, status
-from .backends import Backend, BackendError
+from .backends import Backend
 from .manifest import Manifest, Submission
-from .spec import DATASETS, Run, Spec, SpecError, data_sources, expand, load_spec, mlp_params
+from .spec import DATASETS, Run, Spec, data_sources, expand, load_spec, mlp_params
 
 # Ended without a result. SUBMITTED is not here: a job sacct does not list yet is in flight, not lost.
 RETRYABLE = (
@@ -237,6 +237,3 @@ def cancel(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> lis
         backend_for(executor).cancel(subs)
         cancelled.extend(s.job_id for s in subs)
     return cancelled
-
-
-__all__ = ["BackendError", "SpecError", "SweepError", "cancel", "resubmit", "submit"]
