@@ -20,7 +20,7 @@ from . import slurm
 from .layout import SweepDir
 from .manifest import Submission
 from .slurm import JobRow
-from .worker import Task
+from .worker import Task, lanes
 
 States = dict[tuple[str, int], JobRow]
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill real trainings
@@ -155,8 +155,7 @@ class LocalBackend:
 
     def group(self, run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]:
         """One lane per core: each worker process trains its share in turn (the import is paid once)."""
-        lanes = max(1, min(self.max_parallel, len(run_ids)))
-        return [list(run_ids[i::lanes]) for i in range(lanes)]
+        return lanes(run_ids, self.max_parallel)
 
     def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[Submission]:
         import submitit
