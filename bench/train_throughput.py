@@ -91,6 +91,7 @@ def measure(side: str, samples: int, epochs: int, batch_size: int, precision: st
         settings = {"jit_compile": model.jit_compile}
     else:
         from hpcjobs import plan, train
+        from hpcjobs.vocab import Objective
 
         cfg: dict[str, Any] = {
             "epochs": epochs,
@@ -104,14 +105,14 @@ def measure(side: str, samples: int, epochs: int, batch_size: int, precision: st
         train.seed_everything(0, backend)
         device, capability = train.probe_device(backend)
         policy = plan.choose_policy(precision, capability)
-        monitor, mode = plan.choose_monitor(cfg["metrics"])
+        objective = Objective.for_metrics(cfg["metrics"])
         execution = plan.plan_execution(cfg, backend, samples)
         keras.mixed_precision.set_dtype_policy(policy)
         model = train.build_model(FEATURES, CLASSES, HIDDEN, "relu", 0.0)
         train.compile_model(model, cfg, execution)
         with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
             _, callbacks = train.training_callbacks(
-                "bench", cfg, monitor, mode, Path(tmp) / "history.csv", Path(tmp) / "backup"
+                "bench", cfg, objective, Path(tmp) / "history.csv", Path(tmp) / "backup"
             )
             train.fit_model(
                 model,

@@ -20,7 +20,8 @@ from . import slurm
 from .layout import SweepDir
 from .manifest import Submission
 from .slurm import JobRow
-from .worker import Task, lanes
+from .vocab import RunState, lanes
+from .worker import Task
 
 States = dict[tuple[str, int], JobRow]
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill real trainings
@@ -172,7 +173,9 @@ class LocalBackend:
         return []
 
     def states(self, subs: Sequence[Submission]) -> tuple[States, str]:
-        return {(s.job_id, 0): JobRow("RUNNING" if _alive(int(s.job_id)) else "ENDED") for s in subs}, ""
+        return {
+            (s.job_id, 0): JobRow(RunState.RUNNING if _alive(int(s.job_id)) else "ENDED") for s in subs
+        }, ""
 
     def cancel(self, subs: Sequence[Submission]) -> None:
         # SIGINT, as submitit's own LocalJob.cancel: the controller then stops its task. SIGTERM would be

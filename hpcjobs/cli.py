@@ -20,6 +20,7 @@ from rich.console import Console
 from . import backends, layout, render, status
 from . import sweep as sweeps
 from .spec import SpecError
+from .vocab import ACTIVE, FINISHED
 
 F = TypeVar("F", bound=Callable[..., Any])
 INPUT_ERRORS: tuple[type[Exception], ...] = (SpecError, sweeps.SweepError, layout.LayoutError)
@@ -81,7 +82,7 @@ def _watch(sweep: layout.SweepDir, interval: float, max_interval: float) -> stat
         epochs = bar.add_task("epochs", total=None)
         while True:
             st = status.gather(sweep, backends.for_executor)
-            ended = sum(1 for r in st.runs if r.state not in ("RUNNING", "PENDING", "SUBMITTED", "REQUEUED"))
+            ended = sum(1 for r in st.runs if r.state not in ACTIVE)
             bar.update(runs, completed=ended, total=len(st.runs))
             bar.update(
                 epochs, completed=sum(r.epochs_done for r in st.runs), total=sum(r.epochs for r in st.runs)
@@ -395,7 +396,7 @@ def run_cmd(sweep_dir: Path, run_ids: tuple[str, ...], index: int | None) -> Non
     outcomes = Task(str(sweep.root), run_ids)()
     for run_id, state in outcomes.items():
         click.echo(f"{run_id}: {state}")
-    if any(s not in ("COMPLETED", "DIVERGED") for s in outcomes.values()):
+    if any(s not in FINISHED for s in outcomes.values()):
         sys.exit(1)
 
 

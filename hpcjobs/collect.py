@@ -20,7 +20,7 @@ from . import layout, manifest
 from .histories import epochs_table, history_stats, parse_histories
 from .render import summary_labels
 from .spec import SpecError
-from .status import FINISHED, STATES
+from .vocab import FINISHED, ORDER, Objective
 
 RESULT_FIELDS = ("params", "seconds_per_epoch", "samples_per_second", "precision_policy", "device")
 # Per-run outcomes summarized over seeds as mean and sample std: best_*, test_*, final_* and the two rates.
@@ -76,7 +76,7 @@ def run_row(
 
 def _outcome_order(state: str) -> tuple[int, str]:
     """Outcomes listed in status order (COMPLETED, DIVERGED, failures), others after, alphabetically."""
-    return (STATES.index(state) if state in STATES else len(STATES), state)
+    return (ORDER.index(state) if state in ORDER else len(ORDER), state)
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -90,7 +90,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     out = groups[[*settings, "depth"]].first()
     if "params" in runs:
         out["params"] = groups["params"].first()  # first that is not missing
-    finished = runs["status"].isin(FINISHED)
+    finished = runs["status"].isin(list(FINISHED))
     done = finished.groupby(runs["config_id"], sort=False).sum()
     out["finished"] = [f"{k}/{n}" for k, n in zip(done, groups.size(), strict=True)]
     outcomes: dict[str, list[tuple[str, int]]] = {}
@@ -179,20 +179,29 @@ def ascending_by_default(column: str) -> bool:
     )
 
 
+def objective_column(summary: pd.DataFrame) -> tuple[Objective, str] | None:
+    """The objective and its summary column (the mean of its value at each run's best epoch), where any
+    configuration has one."""
+    means = {c.removeprefix("best_").removesuffix("_mean"): c for c in summary.columns if c.endswith("_mean")}
+    objective = Objective.logged_in(m for m in means if m.startswith("val_"))
+    if objective is None or not summary[means[objective.name]].notna().any():
+        return None
+    return objective, means[objective.name]
+
+
 def rank_column(summary: pd.DataFrame) -> str | None:
-    """The monitored metric's summary column: mean best validation accuracy, else mean best val_loss."""
-    for col in ("best_val_categorical_accuracy_mean", "best_val_accuracy_mean", "best_val_loss_mean"):
-        if col in summary and summary[col].notna().any():
-            return col
-    return None
+    """The objective's summary column (None without one)."""
+    found = objective_column(summary)
+    return found[1] if found else None
 
 
 def best_config(summary: pd.DataFrame) -> Any:
-    """Index of the configuration best on the monitored metric (None without one)."""
-    col = rank_column(summary)
-    if col is None:
+    """Index of the configuration best on the objective (None without one)."""
+    found = objective_column(summary)
+    if found is None:
         return None
-    return summary[col].idxmin() if ascending_by_default(col) else summary[col].idxmax()
+    objective, col = found
+    return summary[col].idxmax() if objective.direction == "max" else summary[col].idxmin()
 
 
 def rank(summary: pd.DataFrame, query: Query) -> pd.DataFrame:

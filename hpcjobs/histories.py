@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .status import monitor_metric
+from .vocab import Objective
 
 # Keras' CSVLogger writes NA for a metric missing from an epoch; an empty cell is the same.
 MISSING = ("", "NA", "nan")
@@ -141,26 +141,29 @@ def parse_histories(files: dict[str, bytes]) -> tuple[list[HistoryBlock], dict[s
 
 
 def history_stats(block: HistoryBlock) -> dict[str, dict[str, Any]]:
-    """Run id -> epochs done, the monitored metric, its best epoch (1-based) with every validation value
-    there, and the final training loss. Vectorized over the block; a run whose metric is all NaN counts
-    its last epoch as best."""
+    """Run id -> epochs done, the objective, its best epoch (1-based) with every validation value there,
+    and the final training loss. Vectorized over the block, choosing as Objective.best_epoch does: the
+    first best value; a run whose objective is all NaN has no best epoch (None) and no best values."""
     lengths, data, columns = block.lengths, block.data, block.columns
     ends = np.cumsum(lengths)
     starts, last = ends - lengths, ends - 1
     stats: dict[str, list[Any]] = {"epochs_done": lengths.tolist()}
-    metric = monitor_metric(dict.fromkeys(columns, 0.0))
-    if metric:
-        values = data[:, columns.index(metric)] * (-1.0 if metric == "val_loss" else 1.0)
+    objective = Objective.logged_in(columns)
+    if objective:
+        values = data[:, columns.index(objective.name)] * objective.sign
         valid = ~np.isnan(values)
         filled = np.where(valid, values, -np.inf)
         hit = valid & (filled == np.repeat(np.maximum.reduceat(filled, starts), lengths))
         first_hit = np.minimum.reduceat(np.where(hit, np.arange(len(values)), len(values)), starts)
-        best = np.where(first_hit < ends, first_hit, last)
-        stats["monitor"] = [metric] * len(lengths)
-        stats["best_epoch"] = (best - starts + 1).tolist()
+        found = first_hit < ends
+        best = np.where(found, first_hit, last)
+        stats["monitor"] = [objective.name] * len(lengths)
+        stats["best_epoch"] = [
+            e if ok else None for e, ok in zip((best - starts + 1).tolist(), found, strict=True)
+        ]
         for c in columns:
             if c.startswith("val_"):
-                stats[f"best_{c}"] = data[best, columns.index(c)].tolist()
+                stats[f"best_{c}"] = np.where(found, data[best, columns.index(c)], np.nan).tolist()
     if "loss" in columns:
         stats["final_loss"] = data[last, columns.index("loss")].tolist()
     return {run_id: {k: v[i] for k, v in stats.items()} for i, run_id in enumerate(block.run_ids)}

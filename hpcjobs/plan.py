@@ -1,5 +1,5 @@
 """How a run trains and what it reports, decided without Keras: precision policy, steps per execution,
-XLA, the monitored metric, and the result.json built from the history. Pure, and importable anywhere."""
+XLA, and the result.json built from the history. Pure, and importable anywhere."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
+
+from .vocab import Objective, RunState
 
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -49,14 +51,6 @@ def choose_policy(requested: str, compute_capability: tuple[int, int] | None) ->
     if compute_capability >= (7, 0):
         return "mixed_float16"
     return "float32"
-
-
-def choose_monitor(metrics: list[str]) -> tuple[str, str]:
-    """The validation metric that picks the best epoch (and drives early stopping), and its direction."""
-    for name in ("categorical_accuracy", "accuracy"):
-        if name in metrics:
-            return f"val_{name}", "max"
-    return "val_loss", "min"
 
 
 def choose_steps_per_execution(requested: Any, steps_per_epoch: int, backend: str) -> int:
@@ -100,16 +94,18 @@ def plan_execution(train_cfg: dict[str, Any], backend: str, n_train: int) -> Exe
     )
 
 
-def summarize_history(history: pd.DataFrame, monitor: str, mode: str) -> dict[str, Any]:
-    """epochs_done, best_epoch (1-based), best (val_* at the best epoch) and final_loss from history.csv.
+def summarize_history(history: pd.DataFrame, objective: Objective) -> dict[str, Any]:
+    """epochs_done, best_epoch (1-based; None when the objective was never a number), the objective,
+    best (val_* at the best epoch) and final_loss from history.csv.
 
     A resumed run may repeat an epoch (killed after logging it but before backing it up): the last row of
     each epoch wins.
     """
     rows = history.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
-    values = rows[monitor] if monitor in rows else pd.Series(dtype=float)
-    if values.notna().any():
-        best_row = rows.loc[values.idxmax() if mode == "max" else values.idxmin()]
+    values = rows[objective.name].tolist() if objective.name in rows else []
+    index = objective.best_epoch(values)
+    if index is not None:
+        best_row = rows.loc[index]
         best_epoch: int | None = int(best_row["epoch"]) + 1
         best = {name: _finite(best_row[name]) for name in rows.columns if name.startswith("val_")}
     else:
@@ -117,7 +113,8 @@ def summarize_history(history: pd.DataFrame, monitor: str, mode: str) -> dict[st
     return {
         "epochs_done": len(rows),
         "best_epoch": best_epoch,
-        "monitor": monitor,
+        "monitor": objective.name,
+        "direction": objective.direction,
         "best": best,
         "final_loss": _finite(rows["loss"].iloc[-1]) if len(rows) else None,
     }
@@ -147,7 +144,7 @@ def build_result(
     """
     return {
         "run_id": config["run_id"],
-        "status": "DIVERGED" if diverged_epoch is not None else "COMPLETED",
+        "status": RunState.DIVERGED if diverged_epoch is not None else RunState.COMPLETED,
         "epochs": int(config["train"]["epochs"]),
         **summary,
         "test": {name: _finite(value) for name, value in test.items()},

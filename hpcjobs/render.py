@@ -13,15 +13,16 @@ from rich.table import Table
 from rich.text import Text
 
 from .status import SweepStatus
+from .vocab import RunState
 
 STATE_STYLE = {
-    "COMPLETED": "green",
-    "RUNNING": "cyan",
-    "PENDING": "yellow",
-    "SUBMITTED": "yellow",
-    "REQUEUED": "yellow",
-    "DIVERGED": "magenta",
-    "NOT_SUBMITTED": "dim",
+    RunState.COMPLETED: "green",
+    RunState.RUNNING: "cyan",
+    RunState.PENDING: "yellow",
+    RunState.SUBMITTED: "yellow",
+    RunState.REQUEUED: "yellow",
+    RunState.DIVERGED: "magenta",
+    RunState.NOT_SUBMITTED: "dim",
 }
 
 

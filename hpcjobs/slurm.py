@@ -13,22 +13,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# Slurm job states as sacct/squeue print them, and the name hpcjobs shows.
-ACTIVE = {
-    "PENDING",
-    "RUNNING",
-    "REQUEUED",
-    "RESIZING",
-    "SUSPENDED",
-    "CONFIGURING",
-    "COMPLETING",
-    "REQUEUE_HOLD",
-    "REQUEUE_FED",
-    "SIGNALING",
-    "STAGE_OUT",
-    "STOPPED",
-    "PREEMPTED",
-}
+# squeue's short state codes, spelled out as sacct prints them.
 _SQUEUE_CODES = {
     "PD": "PENDING",
     "R": "RUNNING",

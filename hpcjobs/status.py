@@ -17,27 +17,8 @@ from typing import Any
 from . import layout, manifest
 from .backends import Backend
 from .manifest import Submission
-from .slurm import ACTIVE, JobRow
-from .worker import OOM_HINT, lanes
-
-# Order in which states are listed: what needs attention last, where the eye lands.
-STATES = (
-    "NOT_SUBMITTED",
-    "SUBMITTED",
-    "PENDING",
-    "REQUEUED",
-    "RUNNING",
-    "COMPLETED",
-    "DIVERGED",
-    "PREEMPTED",
-    "TIMEOUT",
-    "CANCELLED",
-    "OUT_OF_MEMORY",
-    "NODE_FAIL",
-    "FAILED",
-)
-FINISHED = ("COMPLETED", "DIVERGED")
-QUIET = ("COMPLETED", "PENDING", "SUBMITTED", "NOT_SUBMITTED")
+from .slurm import JobRow
+from .vocab import ACTIVE, FINISHED, OOM_HINT, ORDER, QUIET, Objective, RunState, lanes
 
 
 @dataclass(frozen=True)
@@ -72,11 +53,11 @@ class SweepStatus:
     @property
     def counts(self) -> dict[str, int]:
         counts = Counter(r.state for r in self.runs)
-        return {s: counts[s] for s in (*STATES, *sorted(set(counts) - set(STATES))) if counts[s]}
+        return {s: counts[s] for s in (*ORDER, *sorted(set(counts) - set(ORDER))) if counts[s]}
 
     @property
     def done(self) -> bool:
-        return all(r.state not in ACTIVE and r.state not in ("SUBMITTED", "RUNNING") for r in self.runs)
+        return all(r.state not in ACTIVE for r in self.runs)
 
     def shown(self, limit: int | None) -> tuple[list[RunStatus], dict[str, int]]:
         """The runs worth a row when there are too many to list, and the counts of those left out.
@@ -89,7 +70,7 @@ class SweepStatus:
         loud = [r for r in self.runs if r.state not in QUIET]
         keep = {id(r) for r in (loud + [r for r in self.runs if r.state in QUIET])[:limit]}
         left = Counter(r.state for r in self.runs if id(r) not in keep)
-        return [r for r in self.runs if id(r) in keep], {s: left[s] for s in STATES if left[s]}
+        return [r for r in self.runs if id(r) in keep], {s: left[s] for s in ORDER if left[s]}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -119,14 +100,6 @@ def parse_history(text: str) -> Progress:
     return Progress(len(rows), values)
 
 
-def monitor_metric(values: dict[str, float]) -> str:
-    """The validation value people look at first: accuracy where it was recorded, else loss."""
-    for key in ("val_categorical_accuracy", "val_accuracy", "val_loss"):
-        if key in values:
-            return key
-    return ""
-
-
 def run_state(
     result: dict[str, Any] | None,
     row: JobRow | None,
@@ -141,23 +114,23 @@ def run_state(
             result.get("hint"),
             f"traceback: {result['traceback']}" if result.get("traceback") else None,
         ]
-        return str(result.get("status", "FAILED")), " — ".join(str(n) for n in notes if n)
+        return str(result.get("status", RunState.FAILED)), " — ".join(str(n) for n in notes if n)
     if not submitted:
         if progress.epochs_done:
-            return "RUNNING", "submitted outside hpcjobs (export-sbatch): state read from its files"
-        return "NOT_SUBMITTED", ""
+            return RunState.RUNNING, "submitted outside hpcjobs (export-sbatch): state read from its files"
+        return RunState.NOT_SUBMITTED, ""
     if row is None:
-        return "SUBMITTED", "not yet known to the scheduler"
-    if row.state == "RUNNING":
+        return RunState.SUBMITTED, "not yet known to the scheduler"
+    if row.state == RunState.RUNNING:
         # A task trains its runs in turn: the ones behind the current one are still waiting.
         if progress.epochs_done or first_in_task:
-            return "RUNNING", ""
-        return "PENDING", "queued behind earlier runs of its task"
+            return RunState.RUNNING, ""
+        return RunState.PENDING, "queued behind earlier runs of its task"
     if row.state in ACTIVE:
         return row.state, row.reason if row.reason not in ("None", "") else ""
-    if row.state in ("COMPLETED", "ENDED"):
-        return "FAILED", "the task ended without writing this run's result"
-    if row.state == "OUT_OF_MEMORY":
+    if row.state in (RunState.COMPLETED, "ENDED"):
+        return RunState.FAILED, "the task ended without writing this run's result"
+    if row.state == RunState.OUT_OF_MEMORY:
         return row.state, OOM_HINT
     return row.state, ""
 
@@ -194,7 +167,7 @@ def elapsed(result: dict[str, Any] | None, row: JobRow | None, state: str) -> st
             ).total_seconds()
         )
         return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"  # as sacct prints it
-    if state == "PENDING" or row is None:
+    if state == RunState.PENDING or row is None:
         return ""
     return row.elapsed
 
@@ -230,7 +203,8 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
         state, note = run_state(result, row, sub is not None, progress, first)
         if state not in FINISHED and not note and sub is not None and state not in ACTIVE:
             note = _last_line(sweep.job_log(sub.job_name(task)))
-        metric = monitor_metric(progress.last)
+        objective = Objective.logged_in(progress.last)
+        metric = objective.name if objective else ""
         out.append(
             RunStatus(
                 run_id,

@@ -17,18 +17,7 @@ from . import layout, manifest, slurm, status
 from .backends import Backend
 from .manifest import Manifest, Submission
 from .spec import DATASETS, Run, Spec, data_sources, expand, load_spec, mlp_params
-
-# Ended without a result. SUBMITTED is not here: a job sacct does not list yet is in flight, not lost.
-RETRYABLE = (
-    "FAILED",
-    "OUT_OF_MEMORY",
-    "TIMEOUT",
-    "NODE_FAIL",
-    "CANCELLED",
-    "PREEMPTED",
-    "BOOT_FAIL",
-    "DEADLINE",
-)
+from .vocab import ACTIVE, RETRYABLE, RunState
 
 
 class SweepError(Exception):
@@ -104,7 +93,7 @@ def _existing(sweep: layout.SweepDir, spec: Spec, runs: list[Run]) -> Manifest |
 
 def select(states: dict[str, str], mode: str) -> list[str]:
     """Runs to submit again: `failed` ones, or `unfinished` (failed + never submitted). Pure."""
-    wanted = RETRYABLE if mode == "failed" else (*RETRYABLE, "NOT_SUBMITTED")
+    wanted = RETRYABLE if mode == "failed" else RETRYABLE | {RunState.NOT_SUBMITTED}
     return [run_id for run_id, state in states.items() if state in wanted]
 
 
@@ -226,7 +215,7 @@ def cancel(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> lis
     """Cancel every job of the sweep that still has work; returns their job ids."""
     man = manifest.read(sweep)
     st = status.gather(sweep, backend_for)
-    busy = {r.run_id for r in st.runs if r.state not in status.FINISHED and r.state not in RETRYABLE}
+    busy = {r.run_id for r in st.runs if r.state in ACTIVE}
     cancelled: list[str] = []
     for executor in {s.executor for s in man.submissions}:
         subs = [

@@ -23,12 +23,12 @@ from hpcjobs.layout import SweepDir, read_json, write_json
 from hpcjobs.plan import (
     Execution,
     build_result,
-    choose_monitor,
     choose_policy,
     now,
     plan_execution,
     summarize_history,
 )
+from hpcjobs.vocab import Objective
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -60,7 +60,7 @@ def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
     parts = data.split(x, y, data_cfg["test_fraction"], data_cfg["validation_fraction"], int(config["seed"]))
     device, capability = probe_device(backend)
     policy = choose_policy(train_cfg["precision"], capability)
-    monitor, mode = choose_monitor(train_cfg["metrics"])
+    objective = Objective.for_metrics(train_cfg["metrics"])
     execution = plan_execution(train_cfg, backend, len(parts.x_train))
 
     history_path, backup_dir = sweep.history(run_id), sweep.backup_dir(run_id)
@@ -79,7 +79,7 @@ def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
             dropout=float(model_cfg["dropout"]),
         )
         compile_model(model, train_cfg, execution)
-        divergence, callbacks = training_callbacks(run_id, train_cfg, monitor, mode, history_path, backup_dir)
+        divergence, callbacks = training_callbacks(run_id, train_cfg, objective, history_path, backup_dir)
         y_train, y_val, y_test = (one_hot(y, n_classes) for y in (parts.y_train, parts.y_val, parts.y_test))
 
         clock = time.perf_counter()
@@ -101,7 +101,7 @@ def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
 
     result = build_result(
         config,
-        summarize_history(pd.read_csv(history_path), monitor, mode),
+        summarize_history(pd.read_csv(history_path), objective),
         diverged_epoch=divergence.diverged_epoch,
         test=test,
         params=params,
@@ -179,7 +179,7 @@ def compile_model(model: keras.Model, train_cfg: dict[str, Any], execution: Exec
 
 
 def training_callbacks(
-    run_id: str, train_cfg: dict[str, Any], monitor: str, mode: str, history_path: Path, backup_dir: Path
+    run_id: str, train_cfg: dict[str, Any], objective: Objective, history_path: Path, backup_dir: Path
 ) -> tuple[DivergenceStop, list[keras.callbacks.Callback]]:
     """The run's callbacks, all of them epoch-level: a batch hook would make Keras call the callbacks
     synchronously after every execution (keras/src/callbacks/callback_list.py, _configure_async_dispatch)."""
@@ -194,9 +194,11 @@ def training_callbacks(
     patience = int(train_cfg["early_stopping_patience"])
     if patience > 0:
         callbacks.append(
-            keras.callbacks.EarlyStopping(monitor, mode=mode, patience=patience, restore_best_weights=True)
+            keras.callbacks.EarlyStopping(
+                objective.name, mode=objective.direction, patience=patience, restore_best_weights=True
+            )
         )
-    callbacks.append(EpochLine(run_id, int(train_cfg["epochs"]), monitor))
+    callbacks.append(EpochLine(run_id, int(train_cfg["epochs"]), objective.name))
     return divergence, callbacks
 
 

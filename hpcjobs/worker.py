@@ -11,15 +11,13 @@ import os
 import subprocess
 import sys
 import traceback
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import layout
+from .vocab import FINISHED, OOM_HINT, RunState, lanes
 
-FINAL = ("COMPLETED", "DIVERGED")
-OOM_HINT = "lower train.batch_size or ask for more memory (slurm.mem_gb)"
 _OOM_MARKERS = ("ResourceExhausted", "out of memory", "OOM when allocating", "RESOURCE_EXHAUSTED")
 
 
@@ -30,7 +28,7 @@ def failure_result(run_id: str, exc: BaseException, traceback_path: Path) -> dic
     oom = isinstance(exc, MemoryError) or any(m in f"{type(exc).__name__} {exc}" for m in _OOM_MARKERS)
     return {
         "run_id": run_id,
-        "status": "OUT_OF_MEMORY" if oom else "FAILED",
+        "status": RunState.OUT_OF_MEMORY if oom else RunState.FAILED,
         "error": last_line[:500],
         "hint": OOM_HINT if oom else "",
         "traceback": str(traceback_path),
@@ -40,7 +38,7 @@ def failure_result(run_id: str, exc: BaseException, traceback_path: Path) -> dic
 def run_one(sweep: layout.SweepDir, run_id: str) -> str:
     """Train one run unless it already finished; record an exception as the run's result."""
     previous = recorded_status(sweep, run_id)
-    if previous in FINAL:
+    if previous in FINISHED:
         return str(previous)
     config = layout.read_json(sweep.config(run_id))
     # The backend is chosen per sweep and must be set before Keras is first imported.
@@ -62,11 +60,6 @@ def run_one(sweep: layout.SweepDir, run_id: str) -> str:
 SHARED_GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
-def lanes(run_ids: Sequence[str], parallel: int) -> list[list[str]]:
-    """How a task's runs are shared among its processes: process i trains run_ids[i::parallel]."""
-    return [list(run_ids[i::parallel]) for i in range(min(parallel, len(run_ids)))]
-
-
 @dataclass(frozen=True)
 class Task:
     """One array task: its runs, trained in turn by each of `parallel` processes sharing the task's GPU."""
@@ -86,7 +79,7 @@ class Task:
         ]
         for proc in procs:
             proc.wait()  # a failed run is recorded in its result.json; the exit code adds nothing
-        return {run_id: recorded_status(sweep, run_id) or "FAILED" for run_id in self.run_ids}
+        return {run_id: recorded_status(sweep, run_id) or RunState.FAILED for run_id in self.run_ids}
 
     def checkpoint(self) -> Any:
         """Called by submitit on USR2: requeue this same task (progress lives on disk)."""

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hpcjobs import histories
+from hpcjobs.vocab import Objective
 
 HEADER = b"epoch,loss,val_categorical_accuracy,val_loss\n"
 
@@ -144,10 +144,11 @@ def test_stats_monitor_val_loss_by_its_minimum_and_take_the_first_of_ties() -> N
     )
 
 
-def test_stats_of_a_metric_never_recorded_count_the_last_epoch_as_best() -> None:
+def test_stats_of_an_objective_never_recorded_have_no_best_epoch_as_in_result_json() -> None:
     stats = _stats({"a": HEADER + b"0,0.9,NA,0.8\n1,0.5,NA,0.4\n", "b": HEADER + b"0,0.9,0.5,0.8\n"})
-    assert stats["a"]["best_epoch"] == 2
-    assert stats["b"]["best_epoch"] == 1
+    assert stats["a"]["best_epoch"] is None
+    assert math.isnan(stats["a"]["best_val_loss"]) and math.isnan(stats["a"]["best_val_categorical_accuracy"])
+    assert (stats["b"]["best_epoch"], stats["b"]["best_val_loss"]) == (1, 0.8)
 
 
 def test_stats_without_validation_columns_have_no_monitor() -> None:
@@ -171,9 +172,8 @@ def test_stats_over_a_block_match_a_run_by_run_reference(runs: list[list[float]]
     }
     stats = _stats(files)
     for i, values in enumerate(runs):
-        array = np.array(values)
-        best = len(values) - 1 if np.isnan(array).all() else int(np.nanargmax(array))
-        assert stats[f"r{i}"]["best_epoch"] == best + 1
+        best = Objective("val_accuracy", "max").best_epoch(values)
+        assert stats[f"r{i}"]["best_epoch"] == (None if best is None else best + 1)
         assert stats[f"r{i}"]["epochs_done"] == len(values)
 
 

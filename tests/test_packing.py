@@ -6,7 +6,6 @@ import pytest
 
 from hpcjobs import slurm
 from hpcjobs.spec import mlp_params
-from hpcjobs.worker import lanes
 
 GPU = {"gpus_per_task": 1, "trials_per_gpu": "auto", "runs_per_task": "auto"}
 
@@ -48,9 +47,3 @@ def test_tasks_hold_trials_times_runs_runs() -> None:
     ids = [f"r{i}" for i in range(10)]
     settings = {"trials_per_gpu": 2, "runs_per_task": 2}
     assert slurm.group(ids, settings) == [ids[0:4], ids[4:8], ids[8:10]]
-
-
-def test_lanes_share_a_task_round_robin() -> None:
-    assert lanes(["a", "b", "c", "d", "e"], 2) == [["a", "c", "e"], ["b", "d"]]
-    assert lanes(["a"], 4) == [["a"]]
-    assert lanes(["a", "b"], 1) == [["a", "b"]]

@@ -13,7 +13,7 @@ from hpcjobs.manifest import Submission
 from hpcjobs.slurm import JobRow
 from hpcjobs.spec import Run, expand, load_spec, parse_spec
 from hpcjobs.status import Progress
-from hpcjobs.worker import OOM_HINT
+from hpcjobs.vocab import OOM_HINT
 
 from .conftest import EXAMPLES
 
@@ -56,23 +56,6 @@ def test_parse_history_of_nothing() -> None:
 
 def test_parse_history_skips_cells_that_are_not_numbers() -> None:
     assert status.parse_history("epoch,loss,note\n0,0.5,warm\n") == Progress(1, {"epoch": 0.0, "loss": 0.5})
-
-
-# --- monitor_metric ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("keys", "metric"),
-    [
-        (["val_loss", "val_categorical_accuracy", "val_accuracy"], "val_categorical_accuracy"),
-        (["val_loss", "val_accuracy"], "val_accuracy"),
-        (["loss", "val_loss"], "val_loss"),
-        (["loss", "categorical_accuracy"], ""),
-        ([], ""),
-    ],
-)
-def test_monitor_metric_prefers_validation_accuracy(keys: list[str], metric: str) -> None:
-    assert status.monitor_metric(dict.fromkeys(keys, 0.5)) == metric
 
 
 # --- run_state --------------------------------------------------------------------------------------

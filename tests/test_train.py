@@ -10,6 +10,7 @@ import pytest
 
 from hpcjobs import plan
 from hpcjobs.layout import SweepDir, read_json, write_json
+from hpcjobs.vocab import Objective
 
 pytestmark = pytest.mark.keras
 
@@ -83,18 +84,6 @@ def test_choose_policy_rejects_unknown(train):
         plan.choose_policy("float16", None)
 
 
-@pytest.mark.parametrize(
-    ("metrics", "monitor"),
-    [
-        (METRICS, ("val_categorical_accuracy", "max")),
-        (["accuracy", "mean_squared_error"], ("val_accuracy", "max")),
-        (["mean_absolute_error"], ("val_loss", "min")),
-    ],
-)
-def test_choose_monitor(train, metrics, monitor):
-    assert plan.choose_monitor(metrics) == monitor
-
-
 def test_summarize_history_keeps_the_last_row_of_a_repeated_epoch(train):
     history = pd.DataFrame(
         {
@@ -104,20 +93,21 @@ def test_summarize_history_keeps_the_last_row_of_a_repeated_epoch(train):
             "val_loss": [1.0, 0.5, 0.6, 0.65],
         }
     )
-    summary = plan.summarize_history(history, "val_categorical_accuracy", "max")
+    summary = plan.summarize_history(history, Objective("val_categorical_accuracy", "max"))
     assert summary == {
         "epochs_done": 3,
         "best_epoch": 3,
         "monitor": "val_categorical_accuracy",
+        "direction": "max",
         "best": {"val_categorical_accuracy": 0.8, "val_loss": 0.65},
         "final_loss": 0.6,
     }
-    assert plan.summarize_history(history, "val_loss", "min")["best_epoch"] == 2
+    assert plan.summarize_history(history, Objective("val_loss", "min"))["best_epoch"] == 2
 
 
 def test_summarize_history_of_a_run_that_diverged_at_once(train):
     history = pd.DataFrame({"epoch": [0], "loss": [math.nan], "val_loss": [math.nan]})
-    summary = plan.summarize_history(history, "val_loss", "min")
+    summary = plan.summarize_history(history, Objective("val_loss", "min"))
     assert summary["best_epoch"] is None and summary["best"] == {} and summary["final_loss"] is None
 
 
@@ -202,8 +192,7 @@ def test_no_callback_of_a_run_has_a_batch_hook(train, tmp_path):
     _, callbacks = train.training_callbacks(
         "r",
         {"epochs": 2, "early_stopping_patience": 1},
-        "val_loss",
-        "min",
+        Objective("val_loss", "min"),
         tmp_path / "h.csv",
         tmp_path / "b",
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpcjobs import backends, layout, manifest, status, worker
+from hpcjobs import backends, layout, manifest, status, vocab, worker
 from hpcjobs.manifest import Submission
 from hpcjobs.spec import expand, parse_spec
 
@@ -16,7 +16,7 @@ def test_out_of_memory_errors_are_told_apart_from_other_failures(tmp_path: Path)
     tb = tmp_path / "traceback.txt"
     gpu = RuntimeError("ResourceExhaustedError: OOM when allocating tensor with shape[4096,4096]")
     assert worker.failure_result("r", gpu, tb)["status"] == "OUT_OF_MEMORY"
-    assert worker.failure_result("r", MemoryError(), tb)["hint"] == worker.OOM_HINT
+    assert worker.failure_result("r", MemoryError(), tb)["hint"] == vocab.OOM_HINT
     other = worker.failure_result("r", ValueError("bad\nthings happened"), tb)
     assert (other["status"], other["error"], other["hint"]) == ("FAILED", "things happened", "")
     assert other["traceback"] == str(tb)

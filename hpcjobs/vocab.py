@@ -1,0 +1,149 @@
+"""The words every other module uses: run states, the objective a run is judged by, and the lanes of a task.
+
+The ground floor of the package: it imports nothing of hpcjobs and nothing outside the standard library,
+so the login-node commands, the worker and the training all read the same definitions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class RunState:
+    """What hpcjobs says about a run: a scheduler state, or what the run wrote to its result.json."""
+
+    NOT_SUBMITTED = "NOT_SUBMITTED"
+    SUBMITTED = "SUBMITTED"  # handed to the scheduler, which does not list it yet
+    PENDING = "PENDING"
+    REQUEUED = "REQUEUED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    DIVERGED = "DIVERGED"  # stopped early: its training loss was no longer a finite number
+    PREEMPTED = "PREEMPTED"
+    TIMEOUT = "TIMEOUT"
+    CANCELLED = "CANCELLED"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    NODE_FAIL = "NODE_FAIL"
+    BOOT_FAIL = "BOOT_FAIL"
+    DEADLINE = "DEADLINE"
+    FAILED = "FAILED"
+
+
+# The order states are listed in: what needs attention last, where the eye lands.
+ORDER = (
+    RunState.NOT_SUBMITTED,
+    RunState.SUBMITTED,
+    RunState.PENDING,
+    RunState.REQUEUED,
+    RunState.RUNNING,
+    RunState.COMPLETED,
+    RunState.DIVERGED,
+    RunState.PREEMPTED,
+    RunState.TIMEOUT,
+    RunState.CANCELLED,
+    RunState.OUT_OF_MEMORY,
+    RunState.NODE_FAIL,
+    RunState.FAILED,
+)
+
+# Ended with a result: never trained again.
+FINISHED = frozenset({RunState.COMPLETED, RunState.DIVERGED})
+
+# Ended without a result: `resubmit --failed` takes these. PREEMPTED is here, not among the active states:
+# a task that submitit could requeue comes back as REQUEUED/PENDING, so one that sacct still calls
+# PREEMPTED was ended by the preemption and nothing will run it again unless it is resubmitted.
+RETRYABLE = frozenset(
+    {
+        RunState.FAILED,
+        RunState.OUT_OF_MEMORY,
+        RunState.TIMEOUT,
+        RunState.NODE_FAIL,
+        RunState.CANCELLED,
+        RunState.PREEMPTED,
+        RunState.BOOT_FAIL,
+        RunState.DEADLINE,
+    }
+)
+
+# Still has work coming without anyone's help: `status --watch` and `submit --wait` wait for these,
+# `cancel` stops them. The Slurm states a live job passes through are spelled as sacct spells them.
+ACTIVE = frozenset(
+    {
+        RunState.SUBMITTED,
+        RunState.PENDING,
+        RunState.REQUEUED,
+        RunState.RUNNING,
+        "RESIZING",
+        "SUSPENDED",
+        "CONFIGURING",
+        "COMPLETING",
+        "REQUEUE_HOLD",
+        "REQUEUE_FED",
+        "SIGNALING",
+        "STAGE_OUT",
+        "STOPPED",
+    }
+)
+
+# The quiet majority of a large sweep: the status table lists every other state first.
+QUIET = frozenset({RunState.COMPLETED, RunState.PENDING, RunState.SUBMITTED, RunState.NOT_SUBMITTED})
+
+# What an OUT_OF_MEMORY run's note says, whether the worker caught the error or Slurm killed the task.
+OOM_HINT = "lower train.batch_size or ask for more memory (slurm.mem_gb)"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The validation value that picks a run's best epoch (and drives early stopping), and its direction.
+
+    Decided once per run at training time from the compiled metrics (`for_metrics`) and written into
+    result.json; readers of a history without a result apply the same rule to its columns (`logged_in`).
+    """
+
+    name: str
+    direction: str  # "max" or "min", as Keras' callbacks call their mode
+
+    @classmethod
+    def for_metrics(cls, metrics: Iterable[str]) -> Objective:
+        """Validation accuracy where it is computed, else validation loss."""
+        names = set(metrics)
+        for name in ("categorical_accuracy", "accuracy"):
+            if name in names:
+                return cls(f"val_{name}", "max")
+        return cls("val_loss", "min")
+
+    @classmethod
+    def logged_in(cls, columns: Iterable[str]) -> Objective | None:
+        """The objective of a run that logged these history columns; None where its value is not logged."""
+        columns = list(columns)
+        objective = cls.for_metrics(c.removeprefix("val_") for c in columns)
+        return objective if objective.name in columns else None
+
+    @property
+    def sign(self) -> float:
+        """+1.0 where larger is better, -1.0 where smaller is: sign × value is to be maximized."""
+        return 1.0 if self.direction == "max" else -1.0
+
+    def better_than(self, a: float, b: float) -> bool:
+        """a is strictly better than b; NaN is never better than anything, anything is better than NaN."""
+        if math.isnan(a):
+            return False
+        return math.isnan(b) or self.sign * a > self.sign * b
+
+    def best_epoch(self, values: Sequence[float]) -> int | None:
+        """Index of the first best value; None when every value is NaN (nothing to choose from)."""
+        best: int | None = None
+        for index, value in enumerate(values):
+            if best is None or self.better_than(value, values[best]):
+                best = index
+        return None if best is None or math.isnan(values[best]) else best
+
+
+def lanes(run_ids: Sequence[T], parallel: int) -> list[list[T]]:
+    """How a task's runs are shared among its processes: process i trains run_ids[i::parallel]."""
+    return [list(run_ids[i::parallel]) for i in range(min(parallel, len(run_ids)))]
