@@ -4,8 +4,9 @@ The public API is small on purpose; the CLI is a thin layer over these names. Im
 (no TensorFlow, Keras or pandas): login nodes import it for `status`.
 """
 
-from .backends import BackendError, FakeBackend, LocalBackend, SlurmBackend
+from .backends import FakeBackend, LocalBackend, SlurmBackend
 from .layout import LayoutError, SweepDir, sweep_dir
+from .scheduler import BackendError
 from .spec import Run, Spec, SpecError, expand, load_spec, parse_spec
 from .status import SweepStatus, gather
 from .sweep import SweepError, cancel, export_sbatch, resubmit, submit

@@ -14,39 +14,17 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from . import slurm
 from .layout import SweepDir
 from .manifest import Submission
+from .scheduler import Backend, BackendError, States
 from .slurm import JobRow
 from .vocab import RunState, lanes
 from .worker import Task
 
-States = dict[tuple[str, int], JobRow]
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill real trainings
-
-
-class BackendError(Exception):
-    """The scheduler cannot be reached or refused a request; the message is one line for the user."""
-
-
-class Backend(Protocol):
-    name: str
-
-    def check(self) -> None: ...
-
-    def group(self, run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]: ...
-
-    def submit(
-        self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]
-    ) -> list[Submission]: ...
-
-    def states(self, subs: Sequence[Submission]) -> tuple[States, str]: ...
-
-    def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[str]: ...
-
-    def cancel(self, subs: Sequence[Submission]) -> None: ...
 
 
 def _task(sweep: SweepDir, run_ids: list[str], settings: dict[str, Any]) -> Task:

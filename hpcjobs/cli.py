@@ -19,6 +19,7 @@ from rich.console import Console
 
 from . import backends, layout, render, status
 from . import sweep as sweeps
+from .scheduler import BackendError
 from .spec import SpecError
 from .vocab import ACTIVE, FINISHED
 
@@ -39,7 +40,7 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except backends.BackendError as exc:
+        except BackendError as exc:
             click.echo(f"hpcjobs: error: {exc}", err=True)
             sys.exit(1)
         except Exception as exc:

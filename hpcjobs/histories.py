@@ -3,23 +3,21 @@
 Reading 10,000 small CSV files through pandas one at a time is dominated by per-call overhead, so the
 histories that share a header (in practice all of a sweep's) are joined and parsed by one `read_csv`; the
 per-run figures are then array operations over segments. A file that does not fit is parsed on its own,
-so its problem is pinned to its run and the rest still stand.
+so its problem is pinned to its run and the rest still stand. The contract is history.parse_history's,
+and it parses every file that does not fit.
 """
 
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .history import MISSING, parse_history
 from .vocab import Objective
-
-# Keras' CSVLogger writes NA for a metric missing from an epoch; an empty cell is the same.
-MISSING = ("", "NA", "nan")
 
 
 @dataclass(frozen=True)
@@ -30,30 +28,6 @@ class HistoryBlock:
     run_ids: list[str]
     lengths: np.ndarray  # rows of each run (never 0: runs without epochs are left out)
     data: np.ndarray  # sum(lengths) × len(columns), each run's epochs ascending
-
-
-def parse_history(text: str) -> tuple[list[str], list[list[float]]]:
-    """CSVLogger text -> (columns, rows) as written; ValueError naming the first line that does not fit.
-
-    A last line without its newline is an epoch being written right now: left for the next read."""
-    complete, newline, _ = text.rpartition("\n")
-    lines = [ln for ln in (complete + newline).splitlines() if ln.strip()]
-    if not lines:
-        return [], []
-    columns = lines[0].split(",")
-    if "epoch" not in columns:
-        raise ValueError("no 'epoch' column in the header")
-    epoch = columns.index("epoch")
-    rows = []
-    for number, line in enumerate(lines[1:], start=2):
-        cells = line.split(",")
-        if len(cells) != len(columns):
-            raise ValueError(f"line {number} has {len(cells)} fields, the header {len(columns)}")
-        row = [float("nan") if c.strip() in MISSING else float(c) for c in cells]
-        if not math.isfinite(row[epoch]):
-            raise ValueError(f"line {number} has no epoch number")
-        rows.append(row)
-    return columns, rows
 
 
 def _split(data: bytes) -> tuple[bytes, bytes, int] | None:

@@ -5,28 +5,20 @@ Runs on login nodes, often: no pandas, TensorFlow or Keras here, and one schedul
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import layout, manifest
-from .backends import Backend
+from . import history, layout, manifest
+from .history import Progress
 from .manifest import Submission
+from .scheduler import Backend
 from .slurm import JobRow
 from .vocab import ACTIVE, FINISHED, OOM_HINT, ORDER, QUIET, Objective, RunState, lanes
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What a run's history.csv says: distinct epochs done and the last epoch's values."""
-
-    epochs_done: int = 0
-    last: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,25 +71,6 @@ class SweepStatus:
             "counts": self.counts,
             "runs": [r.__dict__ for r in self.runs],
         }
-
-
-def parse_history(text: str) -> Progress:
-    """Keras CSVLogger text -> progress; a resumed run may repeat an epoch, the last row wins."""
-    rows: dict[str, dict[str, str]] = {}
-    complete = text[: text.rfind("\n") + 1]  # a last line without its newline is still being written
-    for row in csv.DictReader(complete.splitlines()):
-        if row.get("epoch") not in (None, ""):
-            rows[row["epoch"]] = row
-    if not rows:
-        return Progress()
-    last = rows[max(rows, key=lambda e: int(float(e)))]
-    values = {}
-    for key, raw in last.items():
-        try:
-            values[key] = float(raw)
-        except (TypeError, ValueError):
-            continue
-    return Progress(len(rows), values)
 
 
 def run_state(
@@ -153,8 +126,8 @@ def _read_result(sweep: layout.SweepDir, run_id: str) -> dict[str, Any] | None:
 
 def _read_progress(sweep: layout.SweepDir, run_id: str) -> Progress:
     try:
-        return parse_history(sweep.history(run_id).read_text())
-    except (OSError, csv.Error, ValueError):
+        return history.progress(sweep.history(run_id).read_text())
+    except (OSError, ValueError):
         return Progress()
 
 

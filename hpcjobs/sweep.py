@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from . import layout, manifest, slurm, status
-from .backends import Backend
 from .manifest import Manifest, Submission
+from .scheduler import Backend
 from .spec import DATASETS, Run, Spec, data_sources, expand, load_spec, mlp_params
 from .vocab import ACTIVE, RETRYABLE, RunState
 

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from hpcjobs import backends
 from hpcjobs.cli import cli
+from hpcjobs.scheduler import BackendError
 
 SWEEP = 'name = "bad"\n[data]\nsource = "{source}"\n[train]\nepochs = 1\n'
 
@@ -165,7 +166,7 @@ def test_unreachable_scheduler_leaves_nothing(tmp_path: Path, monkeypatch: pytes
 def test_failed_submission_removes_the_new_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     class Refusing(backends.FakeBackend):
         def submit(self, sweep, tasks, settings):  # type: ignore[no-untyped-def]
-            raise backends.BackendError("sbatch refused the sweep: Invalid partition name specified")
+            raise BackendError("sbatch refused the sweep: Invalid partition name specified")
 
     monkeypatch.setattr(backends, "auto", lambda executor="auto": Refusing())
     sweep = tmp_path / "sweep.toml"

@@ -8,40 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hpcjobs import histories
+from hpcjobs import histories, history
 from hpcjobs.vocab import Objective
 
 HEADER = b"epoch,loss,val_categorical_accuracy,val_loss\n"
-
-# --- parse_history (one file) -----------------------------------------------------------------------
-
-
-def test_parse_history_returns_rows_as_written_with_missing_cells_as_nan() -> None:
-    columns, rows = histories.parse_history("epoch,loss,val_loss\n0,1.0,1.1\n1,0.8,NA\n1,0.7,\n")
-    assert columns == ["epoch", "loss", "val_loss"]
-    assert rows[0] == [0.0, 1.0, 1.1]
-    assert rows[1][:2] == [1.0, 0.8] and math.isnan(rows[1][2])  # Keras' CSVLogger writes NA
-    assert rows[2][:2] == [1.0, 0.7] and math.isnan(rows[2][2])  # an empty cell
-
-
-def test_parse_history_of_nothing() -> None:
-    assert histories.parse_history("") == ([], [])
-    assert histories.parse_history("epoch,loss\n") == (["epoch", "loss"], [])
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("epoch,loss,val_loss\n0,1.0,1.1\n1,0.8\n", "line 3 has 2 fields, the header 3"),
-        ("loss,val_loss\n1.0,1.1\n", "no 'epoch' column"),
-        ("epoch,loss\n0,1.0\n,0.9\n", "line 3 has no epoch number"),
-        ("epoch,loss\n0,warm\n", "could not convert string to float: 'warm'"),
-    ],
-)
-def test_parse_history_names_what_does_not_fit(text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        histories.parse_history(text)
-
 
 # --- parse_histories (many files) -------------------------------------------------------------------
 
@@ -81,7 +51,7 @@ def test_a_half_written_last_line_is_left_for_the_next_read(cut: bytes) -> None:
     (block,), problems = histories.parse_histories({"running": b"epoch,loss\n0,2.0\n" + cut})
     assert problems == {}
     assert block.data.tolist() == [[0.0, 2.0]]
-    assert histories.parse_history("epoch,loss\n0,2.0\n" + cut.decode()) == (["epoch", "loss"], [[0.0, 2.0]])
+    assert history.parse_history("epoch,loss\n0,2.0\n" + cut.decode()) == (["epoch", "loss"], [[0.0, 2.0]])
 
 
 def test_a_bad_file_is_pinned_to_its_run_and_the_others_still_parse() -> None:

@@ -9,10 +9,10 @@ import pytest
 
 from hpcjobs import layout, manifest, status
 from hpcjobs.backends import FakeBackend
+from hpcjobs.history import Progress
 from hpcjobs.manifest import Submission
 from hpcjobs.slurm import JobRow
 from hpcjobs.spec import Run, expand, load_spec, parse_spec
-from hpcjobs.status import Progress
 from hpcjobs.vocab import OOM_HINT
 
 from .conftest import EXAMPLES
@@ -22,41 +22,6 @@ epoch,categorical_accuracy,loss,val_categorical_accuracy,val_loss
 0,0.50,0.70,0.55,0.69
 1,0.80,0.40,0.85,0.38
 """
-
-# --- parse_history ----------------------------------------------------------------------------------
-
-
-def test_parse_history_counts_epochs_and_keeps_the_last_row() -> None:
-    assert status.parse_history(HISTORY) == Progress(
-        2,
-        {
-            "epoch": 1.0,
-            "categorical_accuracy": 0.8,
-            "loss": 0.4,
-            "val_categorical_accuracy": 0.85,
-            "val_loss": 0.38,
-        },
-    )
-
-
-def test_parse_history_counts_a_repeated_epoch_of_a_resumed_run_once() -> None:
-    text = "epoch,loss,val_loss\n0,1.0,1.1\n1,0.8,0.9\n1,0.7,0.75\n2,0.6,0.65\n"
-    assert status.parse_history(text) == Progress(3, {"epoch": 2.0, "loss": 0.6, "val_loss": 0.65})
-
-
-def test_parse_history_last_row_wins_for_the_latest_epoch() -> None:
-    text = "epoch,loss,val_loss\n0,1.0,1.1\n1,0.8,0.9\n1,0.7,0.75\n"
-    assert status.parse_history(text) == Progress(2, {"epoch": 1.0, "loss": 0.7, "val_loss": 0.75})
-
-
-def test_parse_history_of_nothing() -> None:
-    assert status.parse_history("") == Progress(0, {})
-    assert status.parse_history("epoch,loss,val_loss\n") == Progress(0, {})
-
-
-def test_parse_history_skips_cells_that_are_not_numbers() -> None:
-    assert status.parse_history("epoch,loss,note\n0,0.5,warm\n") == Progress(1, {"epoch": 0.0, "loss": 0.5})
-
 
 # --- run_state --------------------------------------------------------------------------------------
 
@@ -296,11 +261,6 @@ def test_large_sweeps_list_the_runs_that_need_a_look_first() -> None:
     assert left == {"PENDING": 3, "COMPLETED": 3}
     assert st.shown(None) == (runs, {})
     assert st.shown(10) == (runs, {})
-
-
-def test_a_half_written_last_epoch_is_not_counted_yet() -> None:
-    progress = status.parse_history("epoch,loss,val_loss\n0,0.9,0.8\n1,0.5,0.4")
-    assert (progress.epochs_done, progress.last["val_loss"]) == (1, 0.8)
 
 
 def test_elapsed_is_the_runs_own_time_where_it_is_known() -> None:

@@ -1,0 +1,56 @@
+"""One run's history.csv (Keras' CSVLogger): the one reader of its text, and the progress `status` shows.
+
+Standard library only: `status` runs on login nodes, often. `histories.py` reads many files at once for
+`collect` through pandas, with this module's contract (and this parser for any file that does not fit).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+# Keras' CSVLogger writes NA for a metric missing from an epoch; an empty cell is the same.
+MISSING = ("", "NA", "nan")
+
+
+def parse_history(text: str) -> tuple[list[str], list[list[float]]]:
+    """CSVLogger text -> (columns, rows) as written; ValueError naming the first line that does not fit.
+
+    A last line without its newline is an epoch being written right now: left for the next read."""
+    complete, newline, _ = text.rpartition("\n")
+    lines = [ln for ln in (complete + newline).splitlines() if ln.strip()]
+    if not lines:
+        return [], []
+    columns = lines[0].split(",")
+    if "epoch" not in columns:
+        raise ValueError("no 'epoch' column in the header")
+    epoch = columns.index("epoch")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        cells = line.split(",")
+        if len(cells) != len(columns):
+            raise ValueError(f"line {number} has {len(cells)} fields, the header {len(columns)}")
+        row = [float("nan") if c.strip() in MISSING else float(c) for c in cells]
+        if not math.isfinite(row[epoch]):
+            raise ValueError(f"line {number} has no epoch number")
+        rows.append(row)
+    return columns, rows
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a run's history says so far: distinct epochs done and the last epoch's values."""
+
+    epochs_done: int = 0
+    last: dict[str, float] = field(default_factory=dict)
+
+
+def progress(text: str) -> Progress:
+    """History text -> progress; a resumed run may repeat an epoch, the last row wins. ValueError as
+    parse_history."""
+    columns, rows = parse_history(text)
+    if not rows:
+        return Progress()
+    epoch = columns.index("epoch")
+    by_epoch = {row[epoch]: row for row in rows}
+    return Progress(len(by_epoch), dict(zip(columns, by_epoch[max(by_epoch)], strict=True)))

@@ -1,0 +1,40 @@
+"""What hpcjobs asks of a scheduler: the Backend protocol that submit, status and cancel are written
+against, and the one error a backend raises.
+
+backends.py holds the implementations (submitit's Slurm and local executors, a fake). Modules that only
+use a backend import this contract, not them, and so neither submitit nor the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from .layout import SweepDir
+from .manifest import Submission
+from .slurm import JobRow
+
+# (array job id, task index) -> what the scheduler says of that task.
+States = dict[tuple[str, int], JobRow]
+
+
+class BackendError(Exception):
+    """The scheduler cannot be reached or refused a request; the message is one line for the user."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def check(self) -> None: ...
+
+    def group(self, run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]: ...
+
+    def submit(
+        self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]
+    ) -> list[Submission]: ...
+
+    def states(self, subs: Sequence[Submission]) -> tuple[States, str]: ...
+
+    def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[str]: ...
+
+    def cancel(self, subs: Sequence[Submission]) -> None: ...
