@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,19 @@ def run_one(sweep: layout.SweepDir, run_id: str) -> str:
 # Several trainings share one GPU: neither framework may take all of its memory at start-up.
 SHARED_GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
+# How a task starts each process of its lane: the worker's own entry point, not the CLI (click, rich).
+LANE_COMMAND = ("-c", "import sys; from hpcjobs.worker import main; sys.exit(main(sys.argv[1:]))")
+
+
+def main(argv: Sequence[str]) -> int:
+    """One process of a task: SWEEP_DIR RUN_ID... trained in turn; exit 1 if any did not finish."""
+    root, *run_ids = argv
+    sweep = layout.SweepDir(Path(root))
+    outcomes = {run_id: run_one(sweep, run_id) for run_id in run_ids}
+    for run_id, state in outcomes.items():
+        print(f"{run_id}: {state}", flush=True)
+    return 0 if all(state in FINISHED for state in outcomes.values()) else 1
+
 
 @dataclass(frozen=True)
 class Task:
@@ -74,7 +88,7 @@ class Task:
             return {run_id: run_one(sweep, run_id) for run_id in self.run_ids}
         env = {**os.environ, **SHARED_GPU_ENV}
         procs = [
-            subprocess.Popen([sys.executable, "-m", "hpcjobs", "run", self.sweep_root, *lane], env=env)
+            subprocess.Popen([sys.executable, *LANE_COMMAND, self.sweep_root, *lane], env=env)
             for lane in lanes(self.run_ids, self.parallel)
         ]
         for proc in procs:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,34 @@ def _sweep(root: Path, source: str, epochs: int = 1) -> tuple[layout.SweepDir, l
     man.submissions.append(Submission("fake", "1000", [[r.run_id for r in runs]]))
     manifest.write(sweep, man)
     return sweep, [r.run_id for r in runs]
+
+
+def test_a_task_sharing_its_gpu_starts_its_lanes_through_the_worker_entry_point(tmp_path: Path) -> None:
+    """Finished runs are skipped, so the lanes run without Keras; each prints its runs' states."""
+    sweep, ids = _sweep(tmp_path, "moons")
+    for run_id in ids:
+        layout.write_json(sweep.result(run_id), {"status": "DIVERGED"})
+    assert worker.Task(str(sweep.root), tuple(ids), parallel=2)() == dict.fromkeys(ids, "DIVERGED")
+    lane = subprocess.run(
+        [sys.executable, *worker.LANE_COMMAND, str(sweep.root), ids[0]],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (lane.returncode, lane.stdout) == (0, f"{ids[0]}: DIVERGED\n")
+
+
+def test_the_worker_entry_point_imports_neither_click_nor_rich(tmp_path: Path) -> None:
+    sweep, ids = _sweep(tmp_path, "moons")
+    layout.write_json(sweep.result(ids[0]), {"status": "COMPLETED"})
+    code = (
+        "import sys; from hpcjobs.worker import main; main(sys.argv[1:]); "
+        "print(sorted(m for m in ('click', 'rich', 'keras') if m in sys.modules))"
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", code, str(sweep.root), ids[0]], capture_output=True, text=True
+    )
+    assert probe.stdout.splitlines()[-1] == "[]", probe.stderr
 
 
 @pytest.mark.keras
