@@ -76,8 +76,17 @@ class Manifest:
 
 
 def read(sweep: layout.SweepDir) -> Manifest:
+    """The sweep's manifest; LayoutError if it cannot be read or was written by a version of hpcjobs whose
+    manifest this one does not know (reading on would guess at its fields)."""
     try:
-        return Manifest.from_json(layout.read_json(sweep.manifest))
+        data = layout.read_json(sweep.manifest)
+        version = data.get("version") if isinstance(data, dict) else None
+        if version != VERSION:
+            raise layout.LayoutError(
+                f"{sweep.manifest}: manifest version {version!r}: expected version {VERSION} "
+                f"(written by another hpcjobs; use the hpcjobs that submitted this sweep)"
+            )
+        return Manifest.from_json(data)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise layout.LayoutError(f"{sweep.manifest}: unreadable manifest ({exc})") from None
 

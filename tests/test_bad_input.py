@@ -6,6 +6,7 @@ files, results folders and other sweeps, and nothing may be written or submitted
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -135,6 +136,26 @@ def test_folder_of_another_sweep(tmp_path: Path, no_submission: backends.FakeBac
     assert (code, out.count("\n")) == (2, 1)
     assert "holds sweep 'bad' with different settings" in out
     assert (results / "bad" / "manifest.json").read_text() == manifest_before
+    assert len(no_submission.submitted) == 1
+
+
+@pytest.mark.parametrize("version", [2, None])
+def test_a_manifest_of_an_unknown_version_is_refused(
+    tmp_path: Path, no_submission: backends.FakeBackend, version: int | None
+) -> None:
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(SWEEP.format(source="moons"))
+    results = tmp_path / "results"
+    assert _submit([str(sweep), "--results", str(results)])[0] == 0
+    path = results / "bad" / "manifest.json"
+    data = json.loads(path.read_text())
+    data["version"] = version
+    path.write_text(json.dumps(data))
+    for command in (["status", "bad"], ["resubmit", "bad"], ["cancel", "bad"]):
+        result = CliRunner().invoke(cli, [*command, "--results", str(results)])
+        assert (result.exit_code, result.output.count("\n")) == (2, 1), result.output
+        assert f"manifest version {version!r}: expected version 1" in result.output
+    assert json.loads(path.read_text()) == data  # nothing rewritten
     assert len(no_submission.submitted) == 1
 
 
