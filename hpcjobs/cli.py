@@ -10,7 +10,7 @@ import functools
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +24,13 @@ from .spec import SpecError
 from .vocab import ACTIVE, FINISHED
 
 F = TypeVar("F", bound=Callable[..., Any])
-INPUT_ERRORS: tuple[type[Exception], ...] = (SpecError, sweeps.SweepError, layout.LayoutError)
+
+
+class OptionError(ValueError):
+    """Options that do not go together; one line like every other input error."""
+
+
+INPUT_ERRORS: tuple[type[Exception], ...] = (SpecError, sweeps.SweepError, layout.LayoutError, OptionError)
 # Piped output (files, CI logs, README transcripts) gets room for whole tables instead of 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -73,25 +79,54 @@ def cli() -> None:
     """
 
 
-def _watch(sweep: layout.SweepDir, interval: float, max_interval: float) -> status.SweepStatus:
+def _statuses(sweep: layout.SweepDir, interval: float, max_interval: float) -> Iterator[status.SweepStatus]:
     """Refresh until every run has ended, backing off so the controller is never hammered."""
+    while True:
+        st = status.gather(sweep, backends.for_executor)
+        yield st
+        if st.done:
+            return
+        time.sleep(interval)
+        interval = min(max_interval, interval * 1.5)
+
+
+def _log_lines(statuses: Iterator[status.SweepStatus]) -> None:
+    """Into a file or pipe: one plain line each time the counts or the epochs done change."""
+    last = ""
+    for st in statuses:
+        line = render.progress_line(st)
+        if line != last:
+            click.echo(f"{time.strftime('%H:%M:%S')} {line}")
+        last = line
+
+
+def _watch(sweep: layout.SweepDir, interval: float, max_interval: float) -> None:
+    """Progress bars of runs and epochs until every run has ended."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if not out.is_terminal:
+        return _log_lines(_statuses(sweep, interval, max_interval))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=out, transient=False) as bar:
         runs = bar.add_task("runs finished", total=None)
         epochs = bar.add_task("epochs", total=None)
-        while True:
-            st = status.gather(sweep, backends.for_executor)
+        for st in _statuses(sweep, interval, max_interval):
             ended = sum(1 for r in st.runs if r.state not in ACTIVE)
             bar.update(runs, completed=ended, total=len(st.runs))
             bar.update(
                 epochs, completed=sum(r.epochs_done for r in st.runs), total=sum(r.epochs for r in st.runs)
             )
-            if st.done:
-                return st
-            time.sleep(interval)
-            interval = min(max_interval, interval * 1.5)
+        out.print(render.counts_line(st))
+
+
+def _width(wide: bool) -> int | None:
+    """The terminal's width; None (every column) with --wide or into a file or pipe."""
+    return None if wide or not out.is_terminal else out.width
+
+
+wide_option = click.option(
+    "--wide", is_flag=True, help="Every column, whole, however wide (default: fit the terminal)."
+)
 
 
 @cli.command()
@@ -137,8 +172,7 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
             f"(jobs {jobs}) into {outcome.sweep.root}"
         )
     if wait:
-        st = _watch(outcome.sweep, 2.0 if backend.name == "local" else 5.0, 30.0)
-        out.print(render.counts_line(st))
+        _watch(outcome.sweep, 2.0 if backend.name == "local" else 5.0, 30.0)
 
 
 @cli.command("status")
@@ -149,6 +183,7 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
 @click.option(
     "--all", "show_all", is_flag=True, help="List every run (default: at most 50, most urgent first)."
 )
+@wide_option
 @click.option(
     "--interval",
     type=float,
@@ -158,11 +193,19 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
 )
 @handle_errors
 def status_cmd(
-    name: str | None, results: Path | None, watch: bool, as_json: bool, show_all: bool, interval: float
+    name: str | None,
+    results: Path | None,
+    watch: bool,
+    as_json: bool,
+    show_all: bool,
+    wide: bool,
+    interval: float,
 ) -> None:
     """Show each run's state, epochs done and last validation metric.
 
-    With no NAME, list the sweeps in the results folder.
+    With no NAME, list the sweeps in the results folder. The table fits the terminal: run ids become
+    short labels and the least needed columns are left out (--wide keeps them). --watch into a file or
+    pipe writes one line each time the counts change.
 
     \b
     Example:
@@ -180,23 +223,29 @@ def status_cmd(
             out.print(render.sweeps_table(found))
         return
     sweep = layout.sweep_dir(name, results)
+    limit = None if show_all else 50
     if watch and not as_json:
+        statuses = _statuses(sweep, max(2.0, interval), 60.0)
+        if not out.is_terminal:
+            return _log_lines(statuses)
         from rich.live import Live
 
-        wait_s = max(2.0, interval)
         with Live(console=out, auto_refresh=False) as live:
-            while True:
-                st = status.gather(sweep, backends.for_executor)
-                live.update(render.status_table(st, None if show_all else 50), refresh=True)
-                if st.done:
-                    return
-                time.sleep(wait_s)
-                wait_s = min(60.0, wait_s * 1.2)
+            for st in statuses:
+                height = None if wide else out.size.height
+                live.update(render.status_table(st, limit, _width(wide), height), refresh=True)
+        return
     st = status.gather(sweep, backends.for_executor)
     if as_json:
         click.echo(json.dumps(st.to_json(), indent=2))
     else:
-        out.print(render.status_table(st, None if show_all else 50))
+        width = _width(wide)
+        _print(render.status_table(st, limit, width), width)
+
+
+def _print(renderable: Any, width: int | None) -> None:
+    """A table fitted to `width` columns; with None, whole, however long its lines (the terminal wraps)."""
+    (out if width is not None else Console(width=render.UNLIMITED)).print(renderable)
 
 
 @cli.command()
@@ -237,6 +286,7 @@ def status_cmd(
     "metrics) instead of the summary.",
 )
 @click.option("--plot", is_flag=True, help="Also write PNG figures into the sweep's plots/ folder.")
+@wide_option
 @handle_errors
 def collect(
     name: str,
@@ -249,6 +299,7 @@ def collect(
     where: tuple[str, ...],
     epochs: bool,
     plot: bool,
+    wide: bool,
 ) -> None:
     """Summarize every run into one row per configuration (mean ± std over seeds).
 
@@ -268,9 +319,9 @@ def collect(
     from . import collect as collecting
 
     if fmt == "parquet" and not out_file:
-        raise click.UsageError("--format parquet writes a binary file: give --out FILE")
+        raise OptionError("--format parquet writes a binary file: expected --out FILE")
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
-        raise click.UsageError("--format parquet needs pyarrow: pip install 'hpcjobs[parquet]'")
+        raise OptionError("--format parquet needs pyarrow: pip install 'hpcjobs[parquet]'")
     sweep = layout.sweep_dir(name, results)
     full = collecting.collect(sweep)
     layout.write_text(sweep.summary_csv, full.summary.to_csv(index=False))
@@ -282,14 +333,22 @@ def collect(
 
         for path in plots.write_plots(sweep, col):
             click.echo(f"wrote {path}", err=True)
-    title = f"{sweep.name}: {len(col.summary)} of {len(full.summary)} configurations, {len(col.runs)} runs"
+    if where and col.summary.empty and not full.summary.empty:
+        click.echo(f"hpcjobs: no configuration matches {' and '.join(where)}", err=True)
+        sys.exit(1)
+    title = (
+        f"{sweep.name}: {len(col.summary)} of {render.plural(len(full.summary), 'configuration')}, "
+        f"{render.plural(len(col.runs), 'run')}"
+    )
     if fmt == "table":
+        width = None if out_file else _width(wide)
         if epochs:
-            table = render.epochs_table(col.epochs, title)
+            table = render.epochs_table(col.epochs, title, width)
         else:
-            table = render.summary_table(col.summary, title, collecting.best_config(col.summary))
+            best, main = collecting.best_config(col.summary), collecting.rank_column(col.summary)
+            table = render.summary_table(col.summary, title, best, main, width)
         if not out_file:
-            out.print(table)
+            _print(table, width)
             return
         data = render.to_text(table).encode()
     else:

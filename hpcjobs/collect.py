@@ -18,8 +18,9 @@ import pandas as pd
 
 from . import layout, manifest
 from .histories import epochs_table, history_stats, parse_histories
-from .render import summary_labels
+from .render import short_key, summary_labels
 from .spec import SpecError
+from .suggest import did_you_mean
 from .vocab import FINISHED, ORDER, Objective
 
 RESULT_FIELDS = ("params", "seconds_per_epoch", "samples_per_second", "precision_policy", "device")
@@ -127,6 +128,34 @@ def where_keys(runs: pd.DataFrame) -> list[str]:
     return [*sorted(c for c in runs.columns if "." in c), "depth"]
 
 
+def _aliases(column: str, header: str) -> set[str]:
+    """Every name a column answers to, lower case: model.learning_rate, learning_rate, lr, 'learning rate';
+    best_val_loss_mean, best_val_loss, val_loss, 'best val loss'."""
+    stem = column.removesuffix("_mean")
+    names = {column, stem, stem.removeprefix("best_"), header}
+    if "." in column:
+        field = column.split(".", 1)[1]
+        names |= {field, field.replace("_", " "), short_key(column)}
+    return {n.lower() for n in names}
+
+
+def find_column(name: str, labels: dict[str, str], what: str) -> str:
+    """The column `name` means, by any of its names (one vocabulary for --where and --sort), in any case.
+    QueryError says `what` was asked, the closest key and the valid ones."""
+    wanted = name.strip().lower()
+    for column, header in labels.items():
+        if wanted in _aliases(column, header):
+            return column
+    hint = did_you_mean(name.strip(), [n for c, h in labels.items() for n in _aliases(c, h)])
+    shown = []
+    for column, header in labels.items():
+        if column.endswith("_std"):
+            continue  # valid, but the list would double: each measure has one
+        stem = column.removesuffix("_mean")
+        shown.append(stem if header in (stem, column) else f"{stem} ('{header}')")
+    raise QueryError(f"{what}: unknown key '{name.strip()}'{hint}; valid keys: {', '.join(shown)}")
+
+
 def _equals(column: pd.Series, raw: str) -> pd.Series:
     """Settings equal to VALUE read as JSON (a bare word is a string); lists as flatten() holds them."""
     try:
@@ -143,29 +172,21 @@ def _equals(column: pd.Series, raw: str) -> pd.Series:
 def where_mask(runs: pd.DataFrame, where: tuple[str, ...]) -> pd.Series:
     """Runs whose settings meet every KEY=VALUE condition. Pure; QueryError names the valid keys."""
     mask = pd.Series(True, index=runs.index)
-    keys = where_keys(runs)
+    labels = {key: short_key(key) for key in where_keys(runs)}
     for condition in where:
         key, sep, raw = condition.partition("=")
-        if not sep or key.strip() not in keys:
-            problem = "expected KEY=VALUE" if not sep else f"unknown key '{key.strip()}'"
-            raise QueryError(f"--where '{condition}': {problem}; valid keys: {', '.join(keys)}")
-        mask &= _equals(runs[key.strip()], raw.strip())
+        if not sep:
+            raise QueryError(f"--where '{condition}': expected KEY=VALUE such as hidden=[64,32] or lr=0.003")
+        mask &= _equals(runs[find_column(key, labels, f"--where '{condition}'")], raw.strip())
     return mask
 
 
 def sort_column(summary: pd.DataFrame, name: str) -> str:
     """A summary column from what people type: the column, its measure without _mean (best_ may be left
-    out too: val_loss), or its table header, in any case ('test f1')."""
-    labels = summary_labels(summary)
-    wanted = name.strip()
-    by_label = [c for c, label in labels.items() if label.lower() == wanted.lower()]
-    for stem in [wanted, f"best_{wanted}", *by_label]:
-        for column in (stem, f"{stem}_mean"):
-            if column in summary.columns:
-                return column
-    names = [c.removesuffix("_mean") for c in summary.columns if not c.endswith("_std")]
-    headers = [f"'{label}'" for label in labels.values() if label not in names]
-    raise QueryError(f"--sort '{name}': no such column; expected one of {', '.join(names + headers)}")
+    out too: val_loss), its table header ('test f1'), a setting's short name (lr)."""
+    labels = {c if c in summary else f"{c}_mean": h for c, h in summary_labels(summary).items()}
+    labels |= {c: c for c in summary.columns if c not in labels}
+    return find_column(name, labels, f"--sort '{name}'")
 
 
 def ascending_by_default(column: str) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import textwrap
 from typing import Any
 
 from rich import box
@@ -12,7 +11,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from .status import SweepStatus
+from . import columns
+from .status import RunStatus, SweepStatus
 from .vocab import RunState
 
 STATE_STYLE = {
@@ -53,47 +53,136 @@ def state_counts(st: SweepStatus) -> Text:
 
 
 def counts_line(st: SweepStatus) -> Text:
-    return Text(f"{st.name}: {len(st.runs)} runs  ").append_text(state_counts(st))
+    return Text(f"{st.name}: {plural(len(st.runs), 'run')}  ").append_text(state_counts(st))
 
 
-def status_table(st: SweepStatus, limit: int | None = 50) -> Group:
-    """Counts, then a row per run: at most `limit` rows, the runs that need a look first."""
+def progress_line(st: SweepStatus) -> str:
+    """One plain line for logs and pipes: the counts and the epochs done of all."""
+    done, total = sum(r.epochs_done for r in st.runs), sum(r.epochs for r in st.runs)
+    return f"{counts_line(st).plain.rstrip()}  epochs {done}/{total}"
+
+
+def plural(n: int, noun: str) -> str:
+    """1 run, 2 runs."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+# Short names of settings, for headers, run labels and --where/--sort (learning_rate -> lr). Settings whose
+# values name themselves (64x32, relu, adam) are shown bare in run labels.
+SHORT_KEYS = {
+    "learning_rate": "lr",
+    "batch_size": "batch",
+    "early_stopping_patience": "patience",
+    "steps_per_execution": "steps/exec",
+    "test_fraction": "test frac",
+    "validation_fraction": "val frac",
+    "source": "data",
+    "seed": "s",
+}
+BARE = ("hidden", "activation", "optimizer", "source", "precision")
+
+
+def short_key(key: str) -> str:
+    """model.learning_rate -> lr, model.hidden -> hidden."""
+    field = key.rsplit(".", 1)[-1]
+    return SHORT_KEYS.get(field, field)
+
+
+def short_run_label(run_id: str) -> str:
+    """hidden-64x32__learning_rate-0.001__seed-0 -> '64x32 lr=0.001 s=0': the run's varying settings."""
+    parts = []
+    for part in run_id.split("__"):
+        field, sep, value = part.partition("-")
+        parts.append(value if field in BARE or not sep else f"{short_key(field)}={value}")
+    return " ".join(parts)
+
+
+def _fitted_table(fitted: columns.Fitted, highlight: int | None = None) -> Table:
+    """A fitted layout as a borderless table: two spaces between columns, a rule under the headers."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    for i, (col, width) in enumerate(zip(fitted.columns, fitted.widths, strict=True)):
+        table.add_column(
+            fitted.header(i),
+            justify="right" if col.right else "left",
+            width=width,
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+    for row in range(len(fitted.columns[0].cells) if fitted.columns else 0):
+        cells = [
+            Text(c.cell(row, w), style=(c.styles[row] if c.styles else None) or "")
+            for c, w in zip(fitted.columns, fitted.widths, strict=True)
+        ]
+        table.add_row(*cells, style="bold green" if row == highlight else None)
+    return table
+
+
+def _left_out(fitted: columns.Fitted) -> list[Text]:
+    return [Text(f"--wide adds: {', '.join(fitted.dropped)}", style="dim")] if fitted.dropped else []
+
+
+def status_columns(runs: list[RunStatus], short: bool) -> list[columns.Column]:
+    """The status table's columns; `short`: run labels from the varying settings instead of run ids."""
+    metrics = {r.metric for r in runs if r.value is not None}
+    one = len(metrics) == 1
+    metric = short_metric(next(iter(metrics))) if one else "last val"
+    values = [
+        "" if r.value is None else f"{r.value:.4f}" if one else f"{short_metric(r.metric)} {r.value:.4f}"
+        for r in runs
+    ]
+    labels = [short_run_label(r.run_id) if short else r.run_id for r in runs]
+    Col = columns.Column
+    shown = [
+        Col("run", labels, priority=80, keep=True, min_width=16, cut_left=True),
+        Col(
+            "state", [r.state for r in runs], priority=100, keep=True, styles=[_style(r.state) for r in runs]
+        ),
+        Col("epochs", [f"{r.epochs_done}/{r.epochs}" for r in runs], right=True, priority=100, keep=True),
+        Col(metric, values, right=True, priority=100, keep=True),
+        Col("elapsed", [r.elapsed for r in runs], right=True, priority=20),
+        Col("job", [r.job for r in runs], priority=10),
+        Col("note", [r.note for r in runs], priority=30, min_width=12, styles=["dim"] * len(runs)),
+    ]
+    return [c for c in shown if c.keep or any(c.cells)]
+
+
+def fit_status(runs: list[RunStatus], width: int | None) -> columns.Fitted:
+    """Run ids where they fit, else short labels; then columns cut and left out by priority."""
+    fitted = columns.fit(status_columns(runs, short=False), width, wrap_headers=False)
+    if fitted.dropped or (width is not None and fitted.width > width) or _cut(fitted):
+        return columns.fit(status_columns(runs, short=True), width, wrap_headers=False)
+    return fitted
+
+
+def _cut(fitted: columns.Fitted) -> bool:
+    return any(w < c.natural for c, w in zip(fitted.columns, fitted.widths, strict=True))
+
+
+def status_table(
+    st: SweepStatus, limit: int | None = 50, width: int | None = None, height: int | None = None
+) -> Group:
+    """Counts, then a row per run: at most `limit` rows, the runs that need a look first; within `width`
+    columns (None: every column whole) and `height` lines (None: as many as it takes)."""
     parts: list[Any] = [counts_line(st)]
     if st.warning:
         parts.append(Text(f"warning: {st.warning}", style="yellow"))
-    runs, left = st.shown(limit)
+    # Lines besides the rows: the ones above, the header and its rule, two notes and the cursor's line.
+    room = None if height is None else max(1, height - len(parts) - 5)
+    runs, left = st.shown(limit if room is None else min(room, limit or room))
+    notes: list[Text] = []
     if runs:
-        table = Table(box=None, pad_edge=False)
-        for col, justify in (
-            ("run", "left"),
-            ("state", "left"),
-            ("epochs", "right"),
-            ("last val", "right"),
-            ("elapsed", "right"),
-            ("job", "left"),
-            ("note", "left"),
-        ):
-            table.add_column(col, justify=justify, no_wrap=col != "note")  # type: ignore[arg-type]
-        for r in runs:
-            value = "" if r.value is None else f"{short_metric(r.metric)} {r.value:.4f}"
-            table.add_row(
-                r.run_id,
-                Text(r.state, style=_style(r.state)),
-                f"{r.epochs_done}/{r.epochs}",
-                value,
-                r.elapsed,
-                r.job,
-                Text(r.note, style="dim"),
-            )
-        parts.append(table)
+        fitted = fit_status(runs, width)
+        parts.append(_fitted_table(fitted))
+        notes = _left_out(fitted)
     if left:
         hidden = ", ".join(f"{state} {n}" for state, n in left.items())
-        parts.append(
-            Text(
-                f"… {sum(left.values())} more runs not listed ({hidden}): --all lists every run", style="dim"
-            )
-        )
-    return Group(*parts)
+        all_lists = limit is not None and (room is None or limit <= room)
+        more = ": --all lists every run" if all_lists else ""
+        notes.insert(0, Text(f"… and {sum(left.values())} more ({hidden}){more}"))
+    for text in (*parts, *notes):
+        if isinstance(text, Text):
+            text.no_wrap, text.overflow = True, "ellipsis"
+    return Group(*parts, *notes)
 
 
 def sweeps_table(statuses: list[SweepStatus]) -> Table:
@@ -181,35 +270,102 @@ def _numeric_headers(summary: Any) -> set[str]:
     }
 
 
-def frame_table(frame: Any, title: str, right: set[str], highlight: Any = None) -> Table:
-    """Any frame as a rich Table: `right` columns right-aligned, the row whose index is `highlight` bold.
-
-    Headers wider than their cells wrap between words, so that numbers, not titles, set the table's width.
-    No vertical rules: they would cost a character per column."""
-    table = Table(title=title, box=box.SIMPLE_HEAD)
-    rows = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in frame.itertuples(False)]
-    for i, col in enumerate(frame.columns):
-        widest = max((len(line) for row in rows for line in row[i].splitlines()), default=0)
-        header = textwrap.fill(str(col), max([widest, *(len(word) for word in str(col).split())]))
-        table.add_column(header, justify="right" if col in right else "left")
-    for index, cells in zip(frame.index, rows, strict=True):
-        table.add_row(*cells, style="bold green" if index == highlight else None)
-    return table
-
-
-def summary_table(summary: Any, title: str, best_index: Any = None) -> Table:
-    """The terminal's summary: the std under its mean keeps columns narrow enough for a whole row."""
-    frame = display_frame(summary, wide=False).map(lambda v: v.replace(" ± ", "\n± "))
-    table = frame_table(frame, title, _numeric_headers(summary), best_index)
-    table.caption = "mean ± std over finished seeds; best val: the value at the run's best epoch"
-    return table
+# Which summary columns stay longest when the terminal is narrow (higher stays longer). Settings, runs
+# finished and the main metric always stay; a search's rung would go in here too.
+PRIORITY = {
+    "best_val_loss": 70,
+    "test_accuracy": 65,
+    "test_f1_macro": 60,
+    "best_epoch": 55,
+    "outcomes": 50,
+    "final_loss": 45,
+    "params": 40,
+    "seconds_per_epoch": 30,
+    "depth": 20,
+    "samples_per_second": 10,
+}
 
 
-def epochs_table(epochs: Any, title: str) -> Table:
+def compact_value(text: str) -> str:
+    """A setting as it reads in run ids: '[64, 32]' -> '64x32'."""
+    if text.startswith("[") and text.endswith("]"):
+        return "x".join(v.strip() for v in text[1:-1].split(","))
+    return text
+
+
+def _redundant(summary: Any, column: str) -> bool:
+    """Columns the rest of the row already says: depth next to the layers, outcomes when all completed."""
+    if column == "depth":
+        return "model.hidden" in summary
+    if column == "outcomes":
+        totals = [f.split("/")[1] for f in summary["finished"]]
+        return all(o == f"{n} COMPLETED" for o, n in zip(summary["outcomes"], totals, strict=True))
+    return False
+
+
+def summary_columns(summary: Any, main: str | None, wide: bool = False) -> list[columns.Column]:
+    """The summary as table columns, 'mean±std' on one line; `main` (the monitored metric's column) and
+    the settings always stay. Not wide: the measures people compare, without redundant columns."""
+    frame = display_frame(summary, wide)
+    numeric = _numeric_headers(summary)
+    main_stem = (main or "").removesuffix("_mean")
+    out = []
+    for column, header in summary_labels(summary, wide).items():
+        cells = [v.replace(" ± ", "±") for v in frame[header]]
+        if "." in column:
+            cells = [compact_value(v) for v in cells]
+            right = header in numeric
+            out.append(columns.Column(short_key(column), cells, right, priority=90, keep=True, min_width=8))
+        elif wide or not _redundant(summary, column):
+            keep = column in ("finished", main_stem)
+            priority = 100 if keep else PRIORITY.get(column, 5)
+            out.append(columns.Column(header, cells, header in numeric, priority, keep))
+    return out
+
+
+def _titled(fitted: columns.Fitted, title: str, caption: str = "", best: int | None = None) -> Group:
+    """Title, table, caption and what was left out: lines cut, never wrapped, at the table's width."""
+    texts = [
+        Text(title, style="bold"),
+        *([Text(caption, style="dim")] if caption else []),
+        *_left_out(fitted),
+    ]
+    for text in texts:
+        text.no_wrap, text.overflow = True, "ellipsis"
+    return Group(texts[0], _fitted_table(fitted, best), *texts[1:])
+
+
+def summary_table(
+    summary: Any, title: str, best_index: Any = None, main: str | None = None, width: int | None = None
+) -> Group:
+    """The terminal's summary within `width` columns (None: every measure, nothing left out)."""
+    fitted = columns.fit(summary_columns(summary, main, wide=width is None), width)
+    best = list(summary.index).index(best_index) if best_index in summary.index else None
+    caption = "mean±std over finished seeds; best val: the value at the run's best epoch"
+    return _titled(fitted, title, caption, best)
+
+
+def epochs_table(epochs: Any, title: str, width: int | None = None) -> Group:
+    """Every epoch of every run: the run and epoch stay; then the metrics, settings last."""
     import pandas as pd
 
-    right = {c for c in epochs.columns if pd.api.types.is_numeric_dtype(epochs[c])}
-    return frame_table(epochs, title, right)
+    cols = []
+    for i, name in enumerate(c for c in epochs.columns if c not in ("config_id", "seed")):
+        values = epochs[name]
+        if name == "run_id":
+            labels = [short_run_label(str(v)) for v in values] if width is not None else values.astype(str)
+            cols.append(
+                columns.Column("run", list(labels), priority=100, keep=True, min_width=16, cut_left=True)
+            )
+            continue
+        numeric = pd.api.types.is_numeric_dtype(values)
+        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in values]
+        header = short_key(name) if "." in name else short_metric(name)
+        keep = name == "epoch"
+        priority = 100 if keep else 5 if "." in name else 50 - i
+        cols.append(columns.Column(header, cells, numeric, priority, keep))
+    fitted = columns.fit(cols, width)
+    return _titled(fitted, title)
 
 
 def markdown(frame: Any) -> str:
@@ -238,7 +394,10 @@ def summary_bytes(summary: Any, fmt: str) -> bytes:
     return frame_bytes(display_frame(summary) if fmt == "md" else summary, fmt)
 
 
-def to_text(renderable: Any, width: int = 200) -> str:
+UNLIMITED = 100_000  # a console width no table reaches: lines as long as their tables
+
+
+def to_text(renderable: Any, width: int = UNLIMITED) -> str:
     """A rich renderable as plain text, for --out files."""
     from rich.console import Console
 

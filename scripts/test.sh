@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 if [[ $(id -u) -eq 0 ]]; then
+  bash scripts/apt-install.sh tmux # the terminal tests (tests/test_terminal.py)
   bash slurm/install.sh
   bash slurm/start.sh
 else

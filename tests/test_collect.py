@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.table import Table
 
 from hpcjobs import collect, layout, manifest, render
 from hpcjobs.cli import cli
@@ -251,16 +252,31 @@ def test_where_compares_values_read_as_json_and_all_must_hold(
 @pytest.mark.parametrize(
     ("where", "message"),
     [
-        ("model.hiden=[3]", "--where 'model.hiden=[3]': unknown key 'model.hiden'"),
-        ("model.hidden", "--where 'model.hidden': expected KEY=VALUE"),
+        (
+            "model.hiden=[3]",
+            "--where 'model.hiden=[3]': unknown key 'model.hiden' (did you mean 'model.hidden'?); "
+            "valid keys: model.activation ('activation'), model.hidden ('hidden'), "
+            "train.learning_rate ('lr'), depth",
+        ),
+        ("model.hidden", "--where 'model.hidden': expected KEY=VALUE such as hidden=[64,32] or lr=0.003"),
     ],
 )
 def test_where_with_an_unknown_key_or_no_value_names_the_valid_keys(where: str, message: str) -> None:
     with pytest.raises(QueryError) as raised:
         collect.where_mask(RUNS, (where,))
-    keys = "model.activation, model.hidden, train.learning_rate, depth"
-    assert str(raised.value) == f"{message}; valid keys: {keys}"
+    assert str(raised.value) == message
     assert isinstance(raised.value, ValueError)
+
+
+@pytest.mark.parametrize("key", ["model.hidden", "hidden", "HIDDEN"])
+def test_where_takes_the_same_keys_as_sort_and_the_table_headers(key: str) -> None:
+    assert collect.sort_column(SUMMARY, key) == "model.hidden"
+    assert RUNS.index[collect.where_mask(RUNS, (f"{key}=[128]",))].tolist() == [2, 3]
+
+
+@pytest.mark.parametrize("key", ["train.learning_rate", "learning_rate", "lr", "learning rate"])
+def test_a_setting_answers_to_its_dotted_key_its_name_and_its_short_header(key: str) -> None:
+    assert RUNS.index[collect.where_mask(RUNS, (f"{key}=0.003",))].tolist() == [3]
 
 
 @pytest.mark.parametrize(
@@ -284,9 +300,9 @@ def test_sort_by_an_unknown_name_lists_what_there_is() -> None:
     with pytest.raises(QueryError) as raised:
         collect.sort_column(SUMMARY, "f2")
     assert str(raised.value) == (
-        "--sort 'f2': no such column; expected one of config_id, model.hidden, depth, finished, "
-        "best_val_categorical_accuracy, best_val_loss, test_f1_macro, seconds_per_epoch, "
-        "'hidden', 'runs', 'best val acc', 'best val loss', 'test F1', 's/epoch'"
+        "--sort 'f2': unknown key 'f2'; valid keys: model.hidden ('hidden'), depth, finished ('runs'), "
+        "best_val_categorical_accuracy ('best val acc'), best_val_loss ('best val loss'), "
+        "test_f1_macro ('test F1'), seconds_per_epoch ('s/epoch'), config_id"
     )
 
 
@@ -411,20 +427,29 @@ def test_parquet_round_trips() -> None:
     pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(render.summary_bytes(SMALL, "parquet"))), SMALL)
 
 
-def test_terminal_table_puts_the_std_under_its_mean_and_highlights_the_best_row() -> None:
-    table = render.summary_table(SMALL, "title", best_index=0)
-    assert [c.header for c in table.columns] == [
-        "hidden",
-        "depth",
-        "params",
-        "runs",
-        "best\nval acc",
-        "outcomes",
+def test_terminal_table_has_mean_std_on_one_line_and_leaves_out_what_the_row_already_says() -> None:
+    cols = render.summary_columns(SMALL, "best_val_accuracy_mean")
+    assert [(c.header, c.right, c.keep) for c in cols] == [
+        ("hidden", False, True),
+        ("params", True, False),
+        ("runs", True, True),
+        ("best val acc", True, True),
+        ("outcomes", False, False),  # kept: not every run completed
     ]
-    assert [c.justify for c in table.columns] == ["left", "right", "right", "right", "right", "left"]
-    assert [r.style for r in table.rows] == ["bold green", None]
-    text = render.to_text(table)
-    assert "0.900" in text and "± 0.010" in text and "0.900 ± 0.010" not in text
+    assert cols[0].cells == ["8", "16x16"]
+    assert cols[3].cells == ["0.900±0.010", "0.850"]
+    wide = render.summary_columns(SMALL, None, wide=True)
+    assert [c.header for c in wide][:3] == ["hidden", "depth", "params"]
+
+
+def test_terminal_table_highlights_the_best_row_and_names_what_it_left_out() -> None:
+    table = render.summary_table(SMALL, "title", best_index=0, main="best_val_accuracy_mean", width=30)
+    text = render.to_text(table, width=30)
+    assert text.splitlines()[0] == "title"
+    assert text.splitlines()[-1] == "--wide adds: outcomes, params"
+    rows = next(r for r in table.renderables if isinstance(r, Table)).rows
+    assert [r.style for r in rows] == ["bold green", None]
+    assert max(len(line) for line in text.splitlines()) <= 30
 
 
 # --- collect over a sweep folder --------------------------------------------------------------------
@@ -586,12 +611,12 @@ def test_cli_parquet_goes_to_a_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--sort", "nope"], "hpcjobs: error: --sort 'nope': no such column; expected one of config_id,"),
+        (["--sort", "nope"], "hpcjobs: error: --sort 'nope': unknown key 'nope'; valid keys: model.hidden"),
         (
             ["--where", "model.hiden=[3]"],
             "hpcjobs: error: --where 'model.hiden=[3]': unknown key 'model.hiden'",
         ),
-        (["--where", "depth"], "hpcjobs: error: --where 'depth': expected KEY=VALUE; valid keys: "),
+        (["--where", "depth"], "hpcjobs: error: --where 'depth': expected KEY=VALUE such as "),
     ],
 )
 def test_cli_bad_sort_or_where_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -603,11 +628,18 @@ def test_cli_bad_sort_or_where_is_one_line_and_exit_2(tmp_path: Path, args: list
     assert result.stderr.count("\n") == 1
 
 
-def test_cli_parquet_without_out_is_a_usage_error(tmp_path: Path) -> None:
+def test_cli_parquet_without_out_is_one_error_line(tmp_path: Path) -> None:
     digits_sweep(tmp_path)
     result = _collect(tmp_path, "--format", "parquet")
     assert result.exit_code == 2
-    assert "--format parquet writes a binary file: give --out FILE" in result.stderr
+    assert result.stderr == "hpcjobs: error: --format parquet writes a binary file: expected --out FILE\n"
+
+
+def test_cli_where_matching_nothing_says_so_on_stderr_and_exits_1(tmp_path: Path) -> None:
+    digits_sweep(tmp_path)
+    result = _collect(tmp_path, "--where", "model.hidden=[999]")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == "hpcjobs: no configuration matches model.hidden=[999]\n"
 
 
 def test_cli_parquet_without_pyarrow_says_what_to_install(
