@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from .spec import backend_runs
 from .vocab import Objective, RunState
 
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -66,11 +67,11 @@ def choose_steps_per_execution(requested: Any, steps_per_epoch: int, backend: st
         raise ValueError(
             f'Expected steps_per_execution to be "auto" or an integer ≥ 1. Received: {requested!r}'
         )
+    if not backend_runs(backend, requested):
+        raise ValueError(
+            f"Expected steps_per_execution 1 with the {backend} backend. Received: {requested!r}"
+        )
     if backend == "torch":
-        if requested not in ("auto", 1):
-            raise ValueError(
-                f"Expected steps_per_execution 1 with the torch backend. Received: {requested!r}"
-            )
         return 1
     return min(steps_per_epoch, MAX_STEPS_PER_EXECUTION) if requested == "auto" else int(requested)
 

@@ -237,6 +237,14 @@ def parse_spec(doc: dict[str, Any], where: str = "sweep file", base: Path | None
             round(held_out, 6),
             "less than 0.9 so that something is left to train on",
         )
+    for steps in axes.get("train.steps_per_execution", [tables["train"]["steps_per_execution"]]):
+        if not backend_runs(backend, steps):
+            raise _fail(
+                where,
+                "train.steps_per_execution",
+                steps,
+                f'"auto" or 1 with backend = "{backend}" (Keras runs it one step per call)',
+            )
     spec = Spec(name, backend, tables, slurm, axes, seeds, max_runs)
     if spec.run_count > max_runs:
         raise SpecError(
@@ -244,6 +252,12 @@ def parse_spec(doc: dict[str, Any], where: str = "sweep file", base: Path | None
             f"{max_runs:,} (raise the top-level max_runs if you mean it)"
         )
     return spec
+
+
+def backend_runs(backend: str, steps_per_execution: Any) -> bool:
+    """Whether Keras on `backend` runs this many training steps per call into it. Checked here so that a
+    sweep that would fail on every node is refused at submit; the training plan asks the same."""
+    return backend != "torch" or steps_per_execution in ("auto", 1)
 
 
 def _resolve(source: str, base: Path) -> str:

@@ -311,6 +311,19 @@ BAD = [
         'backend = "pytorch"',
         "one of tensorflow, jax, torch",
     ),
+    # combinations that would fail on every node
+    _bad(
+        "torch-steps-per-execution",
+        'backend = "torch"\n' + OK + "[train]\nsteps_per_execution = 8\n",
+        "train.steps_per_execution = 8",
+        '"auto" or 1 with backend = "torch"',
+    ),
+    _bad(
+        "torch-steps-per-execution-choice",
+        'backend = "torch"\n' + OK + '[sweep]\n"train.steps_per_execution" = [1, 4]\n',
+        "train.steps_per_execution = 4",
+        '"auto" or 1 with backend = "torch"',
+    ),
     # names that would make bad folder names or shell words
     _bad("name-slash", 'name = "a/b"\n[data]\nsource = "digits"\n', 'name = "a/b"', "1-64 characters"),
     _bad(
@@ -509,3 +522,9 @@ def test_run_ids_are_stable_and_do_not_depend_on_choice_order(
     by_config_reordered = {r.config_id: _axis_values(r, sweep) for r in expand(_spec(reordered))}
     assert by_config_reordered == by_config
     assert sorted(r.run_id for r in expand(_spec(reordered))) == sorted(first)
+
+
+@pytest.mark.parametrize("steps", ['"auto"', "1"])
+def test_torch_runs_one_step_per_execution(tmp_path: Path, steps: str) -> None:
+    text = 'backend = "torch"\n' + OK + f"[train]\nsteps_per_execution = {steps}\n"
+    assert load_spec(_write(tmp_path, text)).backend == "torch"
