@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import layout, manifest
 from .histories import epochs_table, history_stats, parse_histories
-from .render import short_key, summary_labels
+from .labels import short_key, summary_labels
 from .spec import SpecError
 from .suggest import did_you_mean
 from .vocab import FINISHED, ORDER, Objective

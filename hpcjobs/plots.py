@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import layout
 from .collect import Collection, rank_column
-from .render import short_metric
+from .labels import short_metric
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

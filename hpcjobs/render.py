@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import columns
+from .labels import measures, short_key, short_metric, short_run_label, summary_labels
 from .status import RunStatus, SweepStatus
 from .vocab import RunState
 
@@ -24,21 +25,6 @@ STATE_STYLE = {
     RunState.DIVERGED: "magenta",
     RunState.NOT_SUBMITTED: "dim",
 }
-
-
-SHORT = {
-    "categorical_accuracy": "acc",
-    "accuracy": "acc",
-    "mean_squared_error": "mse",
-    "mean_absolute_error": "mae",
-    "categorical_crossentropy": "xent",
-}
-
-
-def short_metric(name: str) -> str:
-    """val_categorical_accuracy -> val acc: columns people can scan."""
-    stem = name.removeprefix("val_")
-    return ("val " if name.startswith("val_") else "") + SHORT.get(stem, stem)
 
 
 def _style(state: str) -> str:
@@ -65,36 +51,6 @@ def progress_line(st: SweepStatus) -> str:
 def plural(n: int, noun: str) -> str:
     """1 run, 2 runs."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-# Short names of settings, for headers, run labels and --where/--sort (learning_rate -> lr). Settings whose
-# values name themselves (64x32, relu, adam) are shown bare in run labels.
-SHORT_KEYS = {
-    "learning_rate": "lr",
-    "batch_size": "batch",
-    "early_stopping_patience": "patience",
-    "steps_per_execution": "steps/exec",
-    "test_fraction": "test frac",
-    "validation_fraction": "val frac",
-    "source": "data",
-    "seed": "s",
-}
-BARE = ("hidden", "activation", "optimizer", "source", "precision")
-
-
-def short_key(key: str) -> str:
-    """model.learning_rate -> lr, model.hidden -> hidden."""
-    field = key.rsplit(".", 1)[-1]
-    return SHORT_KEYS.get(field, field)
-
-
-def short_run_label(run_id: str) -> str:
-    """hidden-64x32__learning_rate-0.001__seed-0 -> '64x32 lr=0.001 s=0': the run's varying settings."""
-    parts = []
-    for part in run_id.split("__"):
-        field, sep, value = part.partition("-")
-        parts.append(value if field in BARE or not sep else f"{short_key(field)}={value}")
-    return " ".join(parts)
 
 
 def _fitted_table(fitted: columns.Fitted, highlight: int | None = None) -> Table:
@@ -195,22 +151,6 @@ def sweeps_table(statuses: list[SweepStatus]) -> Table:
     return table
 
 
-# Measures shown as 'mean ± std': header, decimals, and whether the terminal table has room for it.
-# Markdown shows them all and every best_val_* as 'best val <metric>'; csv, json and parquet carry every
-# column of the summary.
-MEASURES = {
-    "best_epoch": ("best epoch", 1, True),
-    "final_loss": ("final loss", 3, True),
-    "test_accuracy": ("test acc", 3, True),
-    "test_precision_macro": ("test precision", 3, False),
-    "test_recall_macro": ("test recall", 3, False),
-    "test_f1_macro": ("test F1", 3, True),
-    "seconds_per_epoch": ("s/epoch", 3, True),
-    "samples_per_second": ("samples/s", 0, True),
-}
-IN_TABLE = ("best_val_categorical_accuracy", "best_val_accuracy", "best_val_loss")  # of the best_val_*
-
-
 def mean_std(mean: Any, std: Any, digits: int = 4) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "—"
@@ -219,37 +159,17 @@ def mean_std(mean: Any, std: Any, digits: int = 4) -> str:
     return f"{mean:,.{digits}f} ± {std:,.{digits}f}"
 
 
-def _measures(summary: Any, wide: bool = True) -> dict[str, tuple[str, int]]:
-    """Measure stem -> (header, decimals) of the summary's shown measures, in display order."""
-    means = [c for c in summary.columns if c.startswith("best_val_") and c.endswith("_mean")]
-    stems = [c.removesuffix("_mean") for c in means]
-    shown = {v: (f"best {short_metric(v.removeprefix('best_'))}", 3) for v in stems if wide or v in IN_TABLE}
-    return shown | {
-        stem: (header, digits)
-        for stem, (header, digits, in_table) in MEASURES.items()
-        if f"{stem}_mean" in summary and (wide or in_table)
-    }
-
-
-def summary_labels(summary: Any, wide: bool = True) -> dict[str, str]:
-    """Summary column (or measure stem) -> the header people read, in display order."""
-    labels = {c: c.split(".", 1)[1] for c in summary.columns if "." in c}
-    labels |= {c: "runs" if c == "finished" else c for c in ("depth", "params", "finished") if c in summary}
-    labels |= {stem: header for stem, (header, _) in _measures(summary, wide).items()}
-    return labels | ({"outcomes": "outcomes"} if "outcomes" in summary else {})
-
-
 def display_frame(summary: Any, wide: bool = True) -> Any:
     """The summary as people read it: settings, sizes, runs finished, 'mean ± std' text, outcomes.
     Not wide: only the measures the terminal has room for."""
     import pandas as pd
 
     out = pd.DataFrame(index=summary.index)
-    measures = _measures(summary, wide)
+    shown = measures(summary, wide)
     for column, header in summary_labels(summary, wide).items():
-        if column in measures:
+        if column in shown:
             std = summary[f"{column}_std"] if f"{column}_std" in summary else [None] * len(summary)
-            digits = measures[column][1]
+            digits = shown[column][1]
             means = summary[f"{column}_mean"]
             out[header] = [mean_std(m, s, digits) for m, s in zip(means, std, strict=True)]
         elif column == "params":
