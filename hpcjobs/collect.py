@@ -80,13 +80,29 @@ def _outcome_order(state: str) -> tuple[int, str]:
     return (ORDER.index(state) if state in ORDER else len(ORDER), state)
 
 
+def shown_settings(runs: pd.DataFrame) -> list[str]:
+    """The settings that tell configurations apart, and the architecture always: the lesson's question."""
+    return [
+        c for c in runs.columns if "." in c and (c == "model.hidden" or runs[c].nunique(dropna=False) > 1)
+    ]
+
+
+def with_settings(epochs: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The epochs table with each run's shown settings after its seed, so it can be grouped on its own."""
+    by_run = runs.set_index("run_id")
+    at = list(epochs.columns).index("seed") + 1
+    for offset, column in enumerate(shown_settings(runs)):
+        epochs.insert(at + offset, column, epochs["run_id"].map(by_run[column]).astype(by_run[column].dtype))
+    return epochs
+
+
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration, in run order: the settings that vary, depth, params, runs finished of all,
     outcomes counted, and mean and sample std over finished seeds of every measure (best_*, test_*, final_*,
     seconds_per_epoch, samples_per_second) as <measure>_mean, <measure>_std. Pure."""
     if runs.empty:
         return pd.DataFrame()
-    settings = [c for c in runs.columns if "." in c and runs[c].nunique(dropna=False) > 1]
+    settings = shown_settings(runs)
     groups = runs.groupby("config_id", sort=False)
     out = groups[[*settings, "depth"]].first()
     if "params" in runs:
@@ -305,4 +321,4 @@ def collect(sweep: layout.SweepDir) -> Collection:
         for name in ("history.csv", "result.json")
         if (run_id, name) in problems
     ]
-    return Collection(runs, epochs, summarize(runs), ordered)
+    return Collection(runs, with_settings(epochs, runs) if len(runs) else epochs, summarize(runs), ordered)

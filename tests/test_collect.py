@@ -501,7 +501,19 @@ def test_collect_survives_a_history_without_validation_columns(tmp_path: Path) -
     got = collect.collect(sweep)
 
     assert got.runs["epochs_done"].tolist() == [2, 2]
-    assert got.epochs.columns.tolist()[:4] == ["run_id", "config_id", "seed", "epoch"]
+    assert got.epochs.columns.tolist()[:5] == ["run_id", "config_id", "seed", "model.hidden", "epoch"]
+
+
+def test_a_sweep_not_varying_the_architecture_still_shows_it(tmp_path: Path) -> None:
+    spec = load_spec(EXAMPLES / "moons.toml")
+    runs = [r for r in expand(spec) if r.settings["model"]["hidden"] == [64]]
+    sweep = layout.SweepDir(tmp_path / "moons")
+    manifest.write(sweep, manifest.Manifest.new("moons", "tensorflow", runs, {}))
+    for run in runs:
+        layout.write_text(sweep.history(run.run_id), HISTORY.format(best=0.8))
+    got = collect.collect(sweep)
+    assert got.summary["model.hidden"].tolist() == ["[64]"]
+    assert got.epochs["model.hidden"].unique().tolist() == ["[64]"]
 
 
 def digits_sweep(results: Path, unfinished: int = 23) -> layout.SweepDir:
@@ -590,6 +602,8 @@ def test_cli_epochs_is_the_long_form_of_every_epoch(tmp_path: Path) -> None:
         "run_id",
         "config_id",
         "seed",
+        "model.hidden",  # the settings that vary, so the epochs can be grouped without the summary
+        "train.learning_rate",
         "epoch",
         "categorical_accuracy",
         "loss",
@@ -598,6 +612,8 @@ def test_cli_epochs_is_the_long_form_of_every_epoch(tmp_path: Path) -> None:
     ]
     assert len(epochs) == 23 * 5 + 3
     assert not epochs.duplicated(["run_id", "epoch"]).any()
+    first = epochs.iloc[0]
+    assert (first["model.hidden"], first["train.learning_rate"]) == ("[20, 50, 70, 100, 70, 50, 20]", 0.001)
 
 
 def test_cli_parquet_goes_to_a_file(tmp_path: Path) -> None:
