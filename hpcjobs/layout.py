@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .suggest import did_you_mean
+
 RESULTS_ENV = "HPCJOBS_RESULTS"
 MANIFEST = "manifest.json"
 
@@ -105,8 +107,9 @@ def sweep_dir(name_or_path: str | Path, results: str | Path | None = None) -> Sw
     for path in (candidate, results_root(results) / str(name_or_path)):
         if (path / MANIFEST).is_file():
             return SweepDir(path)
+    hint = did_you_mean(str(name_or_path), [s.root.name for s in known_sweeps(results)])
     raise LayoutError(
-        f"no sweep '{name_or_path}': expected a sweep name in {results_root(results)}/ "
+        f"no sweep '{name_or_path}'{hint}: expected a sweep name in {results_root(results)}/ "
         f"or a folder holding {MANIFEST}"
     )
 

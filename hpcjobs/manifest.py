@@ -6,6 +6,7 @@ It is the one file `status`, `resubmit` and `cancel` need to re-attach to a swee
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -93,3 +94,28 @@ def read(sweep: layout.SweepDir) -> Manifest:
 
 def write(sweep: layout.SweepDir, manifest: Manifest) -> None:
     layout.write_json(sweep.manifest, manifest.to_json())
+
+
+def _values(runs: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each setting (dotted) and the seed -> the values the runs take, in run order, as JSON text."""
+    out: dict[str, list[str]] = {}
+    for run in runs:
+        pairs = [(f"{s}.{k}", v) for s, table in run["settings"].items() for k, v in table.items()]
+        for key, value in [*pairs, ("seed", run["seed"])]:
+            text = json.dumps(value)
+            if text not in out.setdefault(key, []):
+                out[key].append(text)
+    return out
+
+
+def differences(old: Manifest, new: Manifest, most: int = 3) -> str:
+    """What sets two sweeps apart, for people: 'data.source "moons" -> "digits"; seed 0, 1 -> 0, 1, 2'."""
+    found = [f"backend {old.backend} -> {new.backend}"] if old.backend != new.backend else []
+    before, after = _values(old.runs), _values(new.runs)
+    for key in [*before, *(k for k in after if k not in before)]:
+        a, b = before.get(key, []), after.get(key, [])
+        if a != b:
+            found.append(f"{key} {', '.join(a) or '(none)'} -> {', '.join(b) or '(none)'}")
+    if not found:
+        found = [f"{len(old.runs)} runs -> {len(new.runs)}"]
+    return "; ".join(found[:most]) + (f"; and {len(found) - most} more" if len(found) > most else "")

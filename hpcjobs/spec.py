@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .suggest import did_you_mean
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -102,11 +104,20 @@ def _opt_str(v: Any) -> bool:
     return isinstance(v, str)
 
 
+def _source(v: Any) -> bool:
+    """A built-in dataset, or a file whose kind the name says (the file itself is read at submit)."""
+    return isinstance(v, str) and (v in DATASETS or Path(v).suffix.lower() in (".npz", ".csv"))
+
+
 REQUIRED = object()
 
 SCHEMA: dict[str, dict[str, Setting]] = {
     "data": {
-        "source": Setting(REQUIRED, f"one of {', '.join(DATASETS)} or a path to a .npz/.csv file", _opt_str),
+        "source": Setting(
+            REQUIRED,
+            f"one of {', '.join(DATASETS)} or a path to a .npz/.csv file (relative to the sweep file)",
+            _source,
+        ),
         "test_fraction": Setting(0.2, "a number in (0, 1)", lambda v: _fraction(v) and v > 0),
         # Best epoch and early stopping need a validation set.
         "validation_fraction": Setting(0.1, "a number in (0, 1)", lambda v: _fraction(v) and v > 0),
@@ -195,12 +206,29 @@ class Spec:
         return math.prod(len(v) for v in self.axes.values()) * len(self.seeds)
 
 
-def _fail(where: str, key: str, given: Any, expected: str) -> SpecError:
-    return SpecError(f"{where}: {key} = {json.dumps(given, default=str)} is invalid: expected {expected}")
+def _fail(where: str, key: str, given: Any, expected: str, hint: str = "") -> SpecError:
+    return SpecError(
+        f"{where}: {key} = {json.dumps(given, default=str)} is invalid: expected {expected}{hint}"
+    )
 
 
 def _typo(where: str, key: str, valid: Iterable[str]) -> SpecError:
-    return SpecError(f"{where}: unknown key '{key}': expected one of {', '.join(valid)}")
+    options = list(valid)
+    return SpecError(
+        f"{where}: unknown key '{key}'{did_you_mean(key, options)}: expected one of {', '.join(options)}"
+    )
+
+
+def _hint(key: str, given: Any, choices: Any = None) -> str:
+    """What was probably meant: the dataset a typo is close to; [[64, 32]] for a flat list of layers."""
+    if key.endswith("source") and isinstance(given, str):
+        return did_you_mean(given, DATASETS)
+    if key.endswith('"model.hidden"') and isinstance(choices, list) and all(_is_int(c) for c in choices):
+        return (
+            f": each choice is a list of layers, so {json.dumps(choices)} is written {json.dumps([choices])}"
+            f" (one architecture) or {json.dumps([[c] for c in choices])} (one layer each)"
+        )
+    return ""
 
 
 def parse_spec(doc: dict[str, Any], where: str = "sweep file", base: Path | None = None) -> Spec:
@@ -286,7 +314,7 @@ def _parse_table(doc: dict[str, Any], section: str, where: str) -> dict[str, Any
             continue
         value = table[key]
         if not setting.check(value):
-            raise _fail(where, f"{section}.{key}", value, setting.kind)
+            raise _fail(where, f"{section}.{key}", value, setting.kind, _hint(f"{section}.{key}", value))
         out[key] = float(value) if isinstance(setting.default, float) else value
     return out
 
@@ -313,7 +341,8 @@ def _parse_sweep(table: Any, where: str) -> tuple[dict[str, list[Any]], list[int
         setting = SCHEMA[section][field]
         for choice in choices:
             if not setting.check(choice):
-                raise _fail(where, f'sweep."{key}"', choice, f"each choice {setting.kind}")
+                hint = _hint(f'sweep."{key}"', choice, choices)
+                raise _fail(where, f'sweep."{key}"', choice, f"each choice {setting.kind}", hint)
         values = [float(c) if isinstance(setting.default, float) else c for c in choices]
         if len({json.dumps(v) for v in values}) != len(values):
             raise _fail(where, f'sweep."{key}"', choices, "distinct choices")

@@ -34,8 +34,9 @@ class Outcome:
     scripts: list[str] = field(default_factory=list)  # sbatch text, for --dry-run on Slurm
 
 
-def check_data(spec: Spec) -> list[tuple[int, int]]:
-    """Read every user data file on the login node before anything is submitted: (features, classes) each."""
+def check_data(spec: Spec, where: str = "sweep file") -> list[tuple[int, int]]:
+    """Read every user data file on the login node before anything is submitted: (features, classes) each.
+    A problem names `where` (the sweep file) and the key, like every other error in it."""
     from .data import BUILTIN_SHAPES, CACHED_FILES, DataError, check_cached, check_labels, load
 
     shapes = []
@@ -49,7 +50,9 @@ def check_data(spec: Spec) -> list[tuple[int, int]]:
             x, y = load(source)
             shapes.append((x.shape[1], check_labels(y, source)))
         except DataError as exc:
-            raise SweepError(str(exc)) from None
+            key = 'sweep."data.source"' if "data.source" in spec.axes else "data.source"
+            relative = "" if source in DATASETS else " (a relative path is read from the sweep file's folder)"
+            raise SweepError(f"{where}: {key}: {exc}{relative}") from None
     return shapes
 
 
@@ -85,8 +88,8 @@ def _existing(sweep: layout.SweepDir, spec: Spec, runs: list[Run]) -> Manifest |
     new = Manifest.new(spec.name, spec.backend, runs, spec.slurm)
     if (old.backend, old.runs) != (new.backend, new.runs):
         raise SweepError(
-            f"{sweep.root} holds sweep '{old.name}' with different settings: expected the same "
-            f"sweep file to continue it, or a new name"
+            f"{sweep.root} holds sweep '{old.name}' with different settings "
+            f"({manifest.differences(old, new)}): expected the same sweep file to continue it, or a new name"
         )
     return old
 
@@ -118,7 +121,7 @@ def _prepare(sweep_file: Path, results: str | Path | None) -> Prepared:
     """Everything that can be checked before a byte is written."""
     spec = load_spec(sweep_file)
     runs = expand(spec)
-    settings = slurm.packing(spec.slurm, max_params(spec, check_data(spec)))
+    settings = slurm.packing(spec.slurm, max_params(spec, check_data(spec, str(sweep_file))))
     root = layout.results_root(results)
     if root.exists() and not root.is_dir():
         raise SweepError(f"--results {root} is a file: expected a folder")
@@ -155,6 +158,7 @@ def submit(
     if not todo:
         return outcome
     backend.check()
+    new_results = not p.sweep.root.parent.exists()
     try:
         man = p.old or _write_new(p, sweep_file)
         _set_aside(p.sweep, todo)
@@ -162,6 +166,8 @@ def submit(
     except BaseException:
         if p.old is None:
             shutil.rmtree(p.sweep.root, ignore_errors=True)
+            if new_results:  # made for this sweep alone: a refused submission leaves nothing behind
+                shutil.rmtree(p.sweep.root.parent, ignore_errors=True)
         raise
     man.submissions.extend(outcome.submissions)
     manifest.write(p.sweep, man)

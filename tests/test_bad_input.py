@@ -134,7 +134,7 @@ def test_folder_of_another_sweep(tmp_path: Path, no_submission: backends.FakeBac
     second.write_text(SWEEP.format(source="digits"))
     code, out = _submit([str(second), "--results", str(results)])
     assert (code, out.count("\n")) == (2, 1)
-    assert "holds sweep 'bad' with different settings" in out
+    assert 'holds sweep \'bad\' with different settings (data.source "moons" -> "digits"): ' in out
     assert (results / "bad" / "manifest.json").read_text() == manifest_before
     assert len(no_submission.submitted) == 1
 
@@ -209,3 +209,44 @@ def test_keras_dataset_missing_from_the_cache(
     assert "mnist is not in the Keras cache" in out and "hpcjobs fetch-data mnist" in out
     assert not (tmp_path / "results").exists()
     assert no_submission.submitted == []
+
+
+def test_a_refused_submission_leaves_no_results_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Refusing(backends.FakeBackend):
+        def submit(self, *args: object) -> list:  # type: ignore[override]
+            raise BackendError("sbatch: error: invalid partition specified: nope")
+
+    monkeypatch.setattr(backends, "auto", lambda executor="auto": Refusing())
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(SWEEP.format(source="moons"))
+    code, out = _submit([str(sweep), "--results", str(tmp_path / "results")])
+    assert (code, out) == (1, "hpcjobs: error: sbatch: error: invalid partition specified: nope\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.toml"]
+
+
+def test_messages_name_the_sweep_file_the_key_and_what_was_meant(
+    tmp_path: Path, no_submission: backends.FakeBackend
+) -> None:
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(SWEEP.format(source="mnistt"))
+    code, out = _submit([str(sweep), "--results", str(tmp_path / "r")])
+    assert code == 2
+    assert out.startswith(f'hpcjobs: error: {sweep}: data.source = "mnistt" is invalid: expected one of ')
+    assert "(relative to the sweep file)" in out and out.endswith(" (did you mean 'mnist'?)\n")
+    sweep.write_text(SWEEP.format(source="data/nope.csv"))
+    code, out = _submit([str(sweep), "--results", str(tmp_path / "r")])
+    assert code == 2
+    assert out == (
+        f"hpcjobs: error: {sweep}: data.source: {tmp_path / 'data' / 'nope.csv'}: file not found "
+        "(a relative path is read from the sweep file's folder)\n"
+    )
+    sweep.write_text(SWEEP.format(source="moons") + '[sweep]\n"model.hidden" = [64, 32]\n')
+    code, out = _submit([str(sweep), "--results", str(tmp_path / "r")])
+    assert code == 2
+    assert out.endswith(
+        "each choice is a list of layers, so [64, 32] is written [[64, 32]] (one architecture) "
+        "or [[64], [32]] (one layer each)\n"
+    )
+    assert not (tmp_path / "r").exists() and no_submission.submitted == []

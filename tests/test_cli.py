@@ -74,6 +74,13 @@ def test_unknown_sweep_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.output.startswith("hpcjobs: error: no sweep 'nope'")
 
 
+def test_a_mistyped_sweep_name_gets_the_closest_one(tmp_path: Path) -> None:
+    _fake_sweep(tmp_path)
+    result = CliRunner().invoke(cli, ["status", "moon", "--results", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.startswith("hpcjobs: error: no sweep 'moon' (did you mean 'moons'?): expected ")
+
+
 def test_bad_sweep_file_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[data]\nsource = "digits"\n[model]\nhiden = [3]\n')
@@ -81,7 +88,7 @@ def test_bad_sweep_file_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["submit", str(bad), "--executor", "local", "--results", str(results)])
     assert result.exit_code == 2
     assert result.output.count("\n") == 1
-    assert "unknown key 'model.hiden'" in result.output and "model.hidden" in result.output
+    assert "unknown key 'model.hiden' (did you mean 'model.hidden'?): expected one of " in result.output
     assert not results.exists()
 
 
