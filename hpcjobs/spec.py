@@ -6,16 +6,18 @@ Pure functions on plain data; the only I/O is reading the TOML text in `load_spe
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import math
 import re
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .space import Dist, Search, SpaceError, check_draws, draw, parse_search, parse_space
 from .suggest import did_you_mean
 
 if sys.version_info >= (3, 11):
@@ -168,7 +170,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         ),
     },
 }
-TOP_LEVEL = ("name", "backend", "max_runs", *SCHEMA, "sweep")
+TOP_LEVEL = ("name", "backend", "max_runs", *SCHEMA, "sweep", "search", "space")
 
 
 @dataclass(frozen=True)
@@ -200,10 +202,17 @@ class Spec:
     axes: dict[str, list[Any]]  # dotted key -> choices, in file order
     seeds: list[int]
     max_runs: int
+    search: Search = field(default_factory=Search)
+    space: dict[str, Dist] = field(default_factory=dict)
+    draws: list[dict[str, Any]] = field(default_factory=list)  # from [space], crossed with the grid axes
 
     @property
     def run_count(self) -> int:
-        return math.prod(len(v) for v in self.axes.values()) * len(self.seeds)
+        return (
+            math.prod(len(v) for v in self.axes.values())
+            * max(1, self.search.configurations)
+            * len(self.seeds)
+        )
 
 
 def _fail(where: str, key: str, given: Any, expected: str, hint: str = "") -> SpecError:
@@ -273,13 +282,34 @@ def parse_spec(doc: dict[str, Any], where: str = "sweep file", base: Path | None
                 steps,
                 f'"auto" or 1 with backend = "{backend}" (Keras runs it one step per call)',
             )
-    spec = Spec(name, backend, tables, slurm, axes, seeds, max_runs)
+    search, space = _parse_search(doc, tables, axes, where)
+    spec = Spec(name, backend, tables, slurm, axes, seeds, max_runs, search, space)
     if spec.run_count > max_runs:
         raise SpecError(
             f"{where}: the sweep expands to {spec.run_count:,} runs: expected at most "
             f"{max_runs:,} (raise the top-level max_runs if you mean it)"
         )
-    return spec
+    if not space:
+        return spec
+    try:
+        return dataclasses.replace(spec, draws=draw(space, search.configurations, search.seed, _label))
+    except SpaceError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+
+
+def _parse_search(
+    doc: dict[str, Any], tables: dict[str, dict[str, Any]], axes: dict[str, list[Any]], where: str
+) -> tuple[Search, dict[str, Dist]]:
+    """[search] and [space], checked against each other and the grid axes."""
+    searchable = {f"{s}.{k}": v for s, keys in SCHEMA.items() for k, v in keys.items() if v.sweepable}
+    patience = max(axes.get("train.early_stopping_patience", [tables["train"]["early_stopping_patience"]]))
+    try:
+        search = parse_search(doc.get("search", {}), tables["train"]["epochs"])
+        space = parse_space(doc.get("space", {}), searchable)
+        check_draws(search, space, list(axes), patience > 0)
+        return search, space
+    except SpaceError as exc:
+        raise SpecError(f"{where}: {exc}") from None
 
 
 def backend_runs(backend: str, steps_per_execution: Any) -> bool:
@@ -377,12 +407,14 @@ def _label(value: Any) -> str:
 
 
 def expand(spec: Spec) -> list[Run]:
-    """Every combination of the sweep axes (file order, last axis fastest), each with every seed."""
+    """Every combination of the sweep axes (file order, last axis fastest), each with every seed; with a
+    [space], every draw crossed with every combination (draws outermost)."""
     runs = []
-    for combo in itertools.product(*spec.axes.values()):
+    grid = [list(zip(spec.axes, combo, strict=True)) for combo in itertools.product(*spec.axes.values())]
+    for combo in [[*g, *d.items()] for d in spec.draws for g in grid] if spec.draws else grid:
         settings = copy.deepcopy(spec.settings)
         parts = []
-        for key, value in zip(spec.axes, combo, strict=True):
+        for key, value in combo:
             section, field = key.split(".")
             settings[section][field] = value
             parts.append(f"{field}-{_label(value)}")

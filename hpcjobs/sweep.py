@@ -56,10 +56,10 @@ def check_data(spec: Spec, where: str = "sweep file") -> list[tuple[int, int]]:
     return shapes
 
 
-def max_params(spec: Spec, shapes: list[tuple[int, int]]) -> int:
+def max_params(runs: list[Run], shapes: list[tuple[int, int]]) -> int:
     """The largest model of the sweep, in weights: what packing decides on."""
-    hidden = spec.axes.get("model.hidden", [spec.settings["model"]["hidden"]])
-    return max(mlp_params(n_in, h, n_out) for h in hidden for n_in, n_out in shapes)
+    hidden = {tuple(r.settings["model"]["hidden"]) for r in runs}
+    return max(mlp_params(n_in, list(h), n_out) for h in hidden for n_in, n_out in shapes)
 
 
 def check_private(path: Path) -> None:
@@ -120,8 +120,12 @@ class Prepared:
 def _prepare(sweep_file: Path, results: str | Path | None) -> Prepared:
     """Everything that can be checked before a byte is written."""
     spec = load_spec(sweep_file)
+    if spec.search.method == "halving":
+        raise SweepError(
+            f'{sweep_file}: search.method = "halving" cannot be submitted yet: expected "random"'
+        )
     runs = expand(spec)
-    settings = slurm.packing(spec.slurm, max_params(spec, check_data(spec, str(sweep_file))))
+    settings = slurm.packing(spec.slurm, max_params(runs, check_data(spec, str(sweep_file))))
     root = layout.results_root(results)
     if root.exists() and not root.is_dir():
         raise SweepError(f"--results {root} is a file: expected a folder")
