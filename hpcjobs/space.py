@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .suggest import did_you_mean
+
 METHODS = ("grid", "random", "halving")
 DISTRIBUTIONS = ("log_uniform", "uniform", "int_uniform", "choice")
 HIDDEN_SPACE = ("layers", "units")
@@ -112,7 +114,10 @@ def parse_search(table: Any, epochs: int) -> Search:
         raise SpaceError(f"search = {_show(table)} is invalid: expected a table [search]")
     for key in table:
         if key not in SEARCH_KEYS:
-            raise SpaceError(f"unknown key 'search.{key}': expected one of {', '.join(SEARCH_KEYS)}")
+            raise SpaceError(
+                f"unknown key 'search.{key}': expected one of {', '.join(SEARCH_KEYS)}"
+                + did_you_mean(key, SEARCH_KEYS)
+            )
     method = table.get("method", "grid")
     if method not in METHODS:
         raise SpaceError(f"search.method = {_show(method)} is invalid: expected one of {', '.join(METHODS)}")
@@ -146,7 +151,9 @@ def parse_space(table: Any, settings: Mapping[str, SettingLike]) -> dict[str, Di
 def _parse_dist(key: str, dist: Any, settings: Mapping[str, SettingLike], searchable: list[str]) -> Dist:
     where = f'space."{key}"'
     if key not in searchable:
-        raise SpaceError(f"unknown key '{where}': expected one of {', '.join(searchable)}")
+        raise SpaceError(
+            f"unknown key '{where}': expected one of {', '.join(searchable)}" + did_you_mean(key, searchable)
+        )
     setting = settings[key]
     kinds = HIDDEN_SPACE if key == "model.hidden" else DISTRIBUTIONS
     expected = (

@@ -119,7 +119,7 @@ RANDOM = {"method": "random", "configurations": 3}
 BAD_SEARCH = [
     ({"method": "bayes"}, None, 'search.method = "bayes" is invalid: expected one of grid, random, halving'),
     ({"method": "random", "configurations": 0}, SPACE, "search.configurations = 0 is invalid"),
-    ({"method": "random", "configuration": 3}, SPACE, "unknown key 'search.configuration'"),
+    ({"method": "random", "configuration": 3}, SPACE, "(did you mean 'configurations'?)"),
     ({"method": "random"}, SPACE, "search.configurations is missing"),
     (RANDOM, None, "needs a [space] to draw from"),
     ({"configurations": 3}, SPACE, 'expected method = "random" or "halving"'),
@@ -136,7 +136,7 @@ BAD_SPACE = {
     "float_for_int": ({"train.batch_size": {"uniform": [8, 64]}}, "int_uniform or choice"),
     "int_for_float": ({"train.learning_rate": {"int_uniform": [1, 2]}}, "uniform, log_uniform or choice"),
     "out_of_range": ({"model.dropout": {"uniform": [0.0, 1.0]}}, "expected bounds a number in [0, 1)"),
-    "typo": ({"model.hiden": {"choice": [[8]]}}, "unknown key 'space.\"model.hiden\"'"),
+    "typo": ({"model.hiden": {"choice": [[8]]}}, "(did you mean 'model.hidden'?)"),
     "budget": ({"train.epochs": {"int_uniform": [1, 9]}}, "unknown key 'space.\"train.epochs\"'"),
     "no_layers": ({"model.hidden": {"layers": [0, 3], "units": [8, 9]}}, "two integers ≥ 1"),
     "units_missing": ({"model.hidden": {"layers": [1, 3]}}, "{ layers = [min, max], units = [min, max] }"),
