@@ -153,24 +153,25 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
     backend = backends.auto(executor)
     outcome = sweeps.submit(sweep_file, results, backend, backends.for_executor, dry_run=dry_run)
     name, todo = outcome.sweep.name, outcome.to_submit
+    plan = render.packing_plan(outcome.tasks, outcome.settings, backend.name)
+    why = ", ".join(f"{state} {n}" for state, n in outcome.states.items())
     if dry_run:
         for script in outcome.scripts:
             click.echo(script)
-        click.echo(
-            f"{name}: {len(outcome.runs)} runs, {len(todo)} to submit as {len(outcome.tasks)} "
-            f"{backend.name} tasks (dry run: nothing written or submitted)"
-        )
+        if todo:
+            click.echo(f"{name}: would submit {plan} (dry run: nothing written or submitted)")
+        else:
+            click.echo(f"{name}: nothing to submit: every run is finished or in flight ({why})")
         for run_id in todo:
             click.echo(f"  {run_id}")
         return
     if not todo:
-        click.echo(f"{name}: nothing to submit (every run is finished or in flight): {outcome.sweep.root}")
+        click.echo(
+            f"{name}: nothing to submit: every run is finished or in flight ({why}): {outcome.sweep.root}"
+        )
     else:
         jobs = ", ".join(s.job_id for s in outcome.submissions)
-        click.echo(
-            f"{name}: submitted {len(todo)} runs as {len(outcome.tasks)} {backend.name} tasks "
-            f"(jobs {jobs}) into {outcome.sweep.root}"
-        )
+        click.echo(f"{name}: submitted {plan} (jobs {jobs}) into {outcome.sweep.root}")
     if wait:
         _watch(outcome.sweep, 2.0 if backend.name == "local" else 5.0, 30.0)
 
@@ -383,7 +384,8 @@ def resubmit(name: str, results: Path | None, mode: str, executor: str | None) -
         click.echo(f"{outcome.sweep.name}: nothing to resubmit")
         return
     jobs = ", ".join(s.job_id for s in outcome.submissions)
-    click.echo(f"{outcome.sweep.name}: resubmitted {len(outcome.to_submit)} runs (jobs {jobs})")
+    plural = render.plural(len(outcome.to_submit), "run")
+    click.echo(f"{outcome.sweep.name}: resubmitted {plural} (jobs {jobs})")
 
 
 @cli.command()

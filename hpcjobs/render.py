@@ -48,9 +48,28 @@ def progress_line(st: SweepStatus) -> str:
     return f"{counts_line(st).plain.rstrip()}  epochs {done}/{total}"
 
 
-def plural(n: int, noun: str) -> str:
-    """1 run, 2 runs."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+def plural(n: int, noun: str, nouns: str = "") -> str:
+    """1 run, 2 runs; 1 process, 2 processes."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
+
+
+def packing_plan(tasks: list[list[str]], settings: dict[str, Any], executor: str) -> str:
+    """'24 runs as 6 array tasks × 2 processes × 2 runs': how submit packed the runs. A Slurm task starts
+    trials_per_gpu processes, each training its runs in turn; a local task is one process."""
+    runs = sum(map(len, tasks))
+    kind = "array task" if executor == "slurm" else f"{executor} task"
+    text = f"{plural(runs, 'run')} as {plural(len(tasks), kind)}"
+    if not tasks:
+        return text
+    processes = 1 if executor == "local" else min(settings.get("trials_per_gpu", 1), len(tasks[0]))
+    per_process = -(-len(tasks[0]) // processes)
+    if processes > 1:
+        text += f" × {plural(processes, 'process', 'processes')}"
+    if per_process > 1:
+        text += f" × {plural(per_process, 'run')}"
+    if len(tasks) > 1 and len(tasks[-1]) != len(tasks[0]):
+        text += f" (the last task {plural(len(tasks[-1]), 'run')})"
+    return text
 
 
 def _fitted_table(fitted: columns.Fitted, highlight: int | None = None) -> Table:

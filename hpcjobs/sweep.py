@@ -32,6 +32,8 @@ class Outcome:
     tasks: list[list[str]] = field(default_factory=list)
     submissions: list[Submission] = field(default_factory=list)
     scripts: list[str] = field(default_factory=list)  # sbatch text, for --dry-run on Slurm
+    settings: dict[str, Any] = field(default_factory=dict)  # [slurm] with packing resolved
+    states: dict[str, int] = field(default_factory=dict)  # run counts by state, of a sweep submitted before
 
 
 def check_data(spec: Spec, where: str = "sweep file") -> list[tuple[int, int]]:
@@ -151,11 +153,15 @@ def submit(
     dry_run: bool = False,
 ) -> Outcome:
     p = _prepare(sweep_file, results)
+    states: dict[str, int] = {}
     if p.old is None:
         todo = [r.run_id for r in p.runs]
     else:
-        todo = select({r.run_id: r.state for r in status.gather(p.sweep, backend_for).runs}, "unfinished")
-    outcome = Outcome(p.sweep, p.runs, todo, backend.group(todo, p.settings))
+        st = status.gather(p.sweep, backend_for)
+        todo, states = select({r.run_id: r.state for r in st.runs}, "unfinished"), st.counts
+    outcome = Outcome(
+        p.sweep, p.runs, todo, backend.group(todo, p.settings), settings=p.settings, states=states
+    )
     if dry_run:
         outcome.scripts = backend.scripts(p.sweep, outcome.tasks, p.settings)
         return outcome

@@ -107,7 +107,7 @@ def test_dry_run_lists_runs_and_writes_nothing(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "digits-depth: 24 runs, 24 to submit" in result.output
+    assert "digits-depth: would submit 24 runs as 2 local tasks × 12 runs (dry run" in result.output
     assert "hidden-20x50x70x100x70x50x20__learning_rate-0.001__seed-0" in result.output
     assert not results.exists()
 
@@ -148,3 +148,49 @@ def test_watch_returns_once_every_run_has_ended(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["status", "moons", "--results", str(tmp_path), "--watch"])
     assert result.exit_code == 0, result.output
     assert "moons: 6 runs  COMPLETED 6" in result.output
+
+
+@pytest.mark.parametrize(
+    ("sizes", "settings", "executor", "plan"),
+    [
+        (
+            [4] * 6,
+            {"trials_per_gpu": 2, "runs_per_task": 2},
+            "slurm",
+            "24 runs as 6 array tasks × 2 processes × 2 runs",
+        ),
+        ([1], {"trials_per_gpu": 8, "runs_per_task": 4}, "slurm", "1 run as 1 array task"),
+        (
+            [8, 8, 3],
+            {"trials_per_gpu": 8, "runs_per_task": 1},
+            "slurm",
+            "19 runs as 3 array tasks × 8 processes (the last task 3 runs)",
+        ),
+        ([3, 3], {"trials_per_gpu": 8, "runs_per_task": 4}, "local", "6 runs as 2 local tasks × 3 runs"),
+        ([], {"trials_per_gpu": 1, "runs_per_task": 1}, "slurm", "0 runs as 0 array tasks"),
+    ],
+)
+def test_packing_plan_says_how_runs_were_packed(sizes, settings, executor, plan) -> None:
+    from hpcjobs import render
+
+    tasks = [[f"r{i}-{j}" for j in range(n)] for i, n in enumerate(sizes)]
+    assert render.packing_plan(tasks, settings, executor) == plan
+
+
+def test_a_dry_run_with_nothing_to_submit_says_why(tmp_path: Path) -> None:
+    sweep = _fake_sweep(tmp_path)
+    for run_id in manifest.read(sweep).run_ids:
+        layout.write_json(sweep.result(run_id), {"status": "COMPLETED"})
+    layout.write_text(sweep.sweep_file, (EXAMPLES / "moons.toml").read_text())
+    args = [
+        "submit",
+        str(EXAMPLES / "moons.toml"),
+        "--dry-run",
+        "--executor",
+        "local",
+        "--results",
+        str(tmp_path),
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert result.output == "moons: nothing to submit: every run is finished or in flight (COMPLETED 6)\n"

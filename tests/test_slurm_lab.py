@@ -223,7 +223,7 @@ def test_killed_task_is_failed_and_resubmit_brings_it_to_completed(tmp_path: Pat
     st = wait_done(sweep)
     assert st.runs[0].state == "FAILED", st.runs[0]
     code, out = hpcjobs("resubmit", "kill", "--failed", "--results", str(results))
-    assert code == 0 and "resubmitted 1 runs" in out, out
+    assert code == 0 and "resubmitted 1 run " in out, out
     assert (
         hpcjobs("resubmit", "kill", "--failed", "--results", str(results))[1].strip()
         == "kill: nothing to resubmit"
