@@ -3,7 +3,7 @@
 # Extra arguments go to pytest (e.g. scripts/test.sh -m "not slurm").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+python3 -m pip install --quiet --disable-pip-version-check -e ".[$(bash scripts/tf-extra.sh cpu),dev]"
 if [[ $(id -u) -eq 0 ]]; then
   bash scripts/apt-install.sh tmux # the terminal tests (tests/test_terminal.py)
   bash slurm/install.sh

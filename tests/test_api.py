@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import hpcjobs
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 def test_public_names_are_pinned() -> None:
@@ -42,3 +50,17 @@ def test_importing_the_package_loads_no_framework_and_no_pandas() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_no_two_extras_put_two_tensorflows_into_one_environment() -> None:
+    """tensorflow and tensorflow-cpu share one folder: [tf] or [cpu], and nothing else brings either."""
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    tf_of = {
+        name: {re.split(r"[<>=!~\[; ]", req)[0] for req in reqs if req.startswith("tensorflow")}
+        for name, reqs in extras.items()
+    }
+    assert (tf_of["tf"], tf_of["cpu"]) == ({"tensorflow"}, {"tensorflow-cpu"})
+    for a, b in itertools.combinations(extras, 2):
+        if {a, b} != {"tf", "cpu"}:
+            assert len(tf_of[a] | tf_of[b]) <= 1, (a, b)
