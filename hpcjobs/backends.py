@@ -83,6 +83,8 @@ class SlurmBackend:
         for chunk in self._arrays(tasks):
             try:
                 jobs = executor.submit_array([_task(sweep, ids, settings) for ids in chunk])
+            except OSError:  # writing the pickles (a full disk): the file, not sbatch, is the problem
+                raise
             except Exception as exc:  # submitit raises several kinds; the user needs the sbatch message
                 lines = str(exc).strip().splitlines() or [type(exc).__name__]
                 raise BackendError(f"sbatch refused the sweep: {lines[-1]}") from None

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from . import backends, layout, render, status
+from . import backends, layout, locks, render, status
 from . import sweep as sweeps
 from .scheduler import BackendError
 from .spec import SpecError
@@ -46,8 +46,11 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except BackendError as exc:
+        except (BackendError, locks.Busy) as exc:
             click.echo(f"hpcjobs: error: {exc}", err=True)
+            sys.exit(1)
+        except OSError as exc:  # a full disk, a folder we may not write: which file, and why
+            click.echo(f"hpcjobs: error: {_os_error(exc)}", err=True)
             sys.exit(1)
         except Exception as exc:
             if isinstance(exc, _input_errors()):
@@ -56,6 +59,10 @@ def handle_errors(fn: F) -> F:
             raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def _os_error(exc: OSError) -> str:
+    return f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
 
 
 results_option = click.option(
@@ -325,7 +332,10 @@ def collect(
         raise OptionError("--format parquet needs pyarrow: pip install 'hpcjobs[parquet]'")
     sweep = layout.sweep_dir(name, results)
     full = collecting.collect(sweep)
-    layout.write_text(sweep.summary_csv, full.summary.to_csv(index=False))
+    try:
+        layout.write_text(sweep.summary_csv, full.summary.to_csv(index=False))
+    except OSError as exc:  # the table is still worth showing
+        click.echo(f"hpcjobs: warning: summary not saved: {_os_error(exc)}", err=True)
     for problem in full.problems:
         click.echo(f"hpcjobs: warning: {problem}", err=True)
     col = collecting.select(full, collecting.Query(where, sort, ascending, top))

@@ -70,6 +70,12 @@ class SweepDir:
         """One figure of `collect --plot`, e.g. plot('learning_curves') -> plots/learning_curves.png."""
         return self.plots_dir / f"{name}.png"
 
+    @property
+    def lock_file(self) -> Path:
+        """Beside the folder, not in it: a first submit locks before the folder exists, and a failed one
+        removes the folder while another command may be waiting on the lock."""
+        return self.root.parent / f".{self.name}.lock"
+
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
 
@@ -85,6 +91,10 @@ class SweepDir:
     def previous_result(self, run_id: str) -> Path:
         """A failed attempt's result.json, kept when the run is submitted again."""
         return self.run_dir(run_id) / "result.previous.json"
+
+    def run_lock(self, run_id: str) -> Path:
+        """Held by the process training the run; it names that process (pid, start time, host)."""
+        return self.run_dir(run_id) / "run.lock"
 
     def backup_dir(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "backup"
@@ -136,16 +146,21 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Atomic, and an OSError (a full disk, a read-only folder) names the file, not its temporary twin."""
+    tmp = ""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import history, layout, manifest
+from . import history, layout, locks, manifest
 from .history import Progress
 from .manifest import Submission
 from .scheduler import Backend
@@ -79,8 +79,16 @@ def run_state(
     submitted: bool,
     progress: Progress,
     first_in_task: bool,
+    trainer: locks.Holder | None = None,
 ) -> tuple[str, str]:
     """(state, note) for one run. Pure: the whole decision table lives here."""
+    if trainer is not None and (result is None or result.get("status") not in FINISHED):
+        # A process holds the run's lock: it trains the run, whatever became of the job that started it.
+        ended = row is not None and row.state not in ACTIVE
+        if ended or not submitted:
+            where = f"process {trainer.pid} on {trainer.host}" if trainer.pid else "another process"
+            return RunState.RUNNING, f"trained by {where}" + (" (its job has ended)" if ended else "")
+        return RunState.RUNNING, ""
     if result is not None:
         notes = [
             result.get("error"),
@@ -173,7 +181,10 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
             next((r for r in lane if results.get(r) is None), None)
             for lane in lanes(sub.tasks[task], sub.parallel)
         }
-        state, note = run_state(result, row, sub is not None, progress, first)
+        trainer = (
+            locks.holder(sweep, run_id) if result is None or result.get("status") not in FINISHED else None
+        )
+        state, note = run_state(result, row, sub is not None, progress, first, trainer)
         if state not in FINISHED and not note and sub is not None and state not in ACTIVE:
             note = _last_line(sweep.job_log(sub.job_name(task)))
         objective = Objective.logged_in(progress.last)

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import layout, manifest, slurm, status
+from . import layout, locks, manifest, slurm, status
 from .manifest import Manifest, Submission
 from .scheduler import Backend
 from .spec import DATASETS, Run, Spec, data_sources, expand, load_spec, mlp_params
-from .vocab import ACTIVE, RETRYABLE, RunState
+from .vocab import ACTIVE, FINISHED, RETRYABLE, RunState
+from .worker import recorded_status
 
 
 class SweepError(Exception):
@@ -103,10 +104,12 @@ def select(states: dict[str, str], mode: str) -> list[str]:
 
 
 def _set_aside(sweep: layout.SweepDir, run_ids: list[str]) -> None:
-    """A failed attempt's result would hide the new attempt: keep it beside, never delete it."""
+    """A failed attempt's result would hide the new attempt: keep it beside, never delete it. Called once
+    the new attempt is submitted and recorded, so a submission that fails leaves every result in place
+    (its workers wait for the sweep lock, so none of them has written a new result yet)."""
     for run_id in run_ids:
         old = sweep.result(run_id)
-        if old.is_file():
+        if old.is_file() and recorded_status(sweep, run_id) not in FINISHED:  # a task run in-process
             old.replace(sweep.previous_result(run_id))
 
 
@@ -115,8 +118,8 @@ class Prepared:
     spec: Spec
     runs: list[Run]
     sweep: layout.SweepDir
-    old: Manifest | None  # the manifest when this sweep was submitted before
     settings: dict[str, Any]  # [slurm] with packing resolved
+    old: Manifest | None = None  # the manifest when this sweep was submitted before (read under its lock)
 
 
 def _prepare(sweep_file: Path, results: str | Path | None) -> Prepared:
@@ -132,7 +135,7 @@ def _prepare(sweep_file: Path, results: str | Path | None) -> Prepared:
     if root.exists() and not root.is_dir():
         raise SweepError(f"--results {root} is a file: expected a folder")
     sweep = layout.SweepDir(root / spec.name)
-    return Prepared(spec, runs, sweep, _existing(sweep, spec, runs), settings)
+    return Prepared(spec, runs, sweep, settings)
 
 
 def _write_new(p: Prepared, sweep_file: Path) -> Manifest:
@@ -153,43 +156,67 @@ def submit(
     dry_run: bool = False,
 ) -> Outcome:
     p = _prepare(sweep_file, results)
+    if dry_run:
+        p.old = _existing(p.sweep, p.spec, p.runs)
+        outcome = _plan(p, backend, backend_for)
+        outcome.scripts = backend.scripts(p.sweep, outcome.tasks, p.settings)
+        return outcome
+    new_results = not p.sweep.root.parent.exists()
+    try:
+        with locks.sweep_lock(p.sweep):
+            p.old = _existing(p.sweep, p.spec, p.runs)
+            outcome = _plan(p, backend, backend_for)
+            if outcome.to_submit:
+                backend.check()
+                _submit_and_record(p, sweep_file, outcome, backend)
+    except BaseException:
+        if new_results and p.old is None:  # made for this sweep alone: a refusal leaves nothing behind
+            shutil.rmtree(p.sweep.root.parent, ignore_errors=True)
+        raise
+    return outcome
+
+
+def _plan(p: Prepared, backend: Backend, backend_for: Callable[[str], Backend]) -> Outcome:
     states: dict[str, int] = {}
     if p.old is None:
         todo = [r.run_id for r in p.runs]
     else:
         st = status.gather(p.sweep, backend_for)
         todo, states = select({r.run_id: r.state for r in st.runs}, "unfinished"), st.counts
-    outcome = Outcome(
-        p.sweep, p.runs, todo, backend.group(todo, p.settings), settings=p.settings, states=states
-    )
-    if dry_run:
-        outcome.scripts = backend.scripts(p.sweep, outcome.tasks, p.settings)
-        return outcome
-    if not todo:
-        return outcome
-    backend.check()
-    new_results = not p.sweep.root.parent.exists()
+    return Outcome(p.sweep, p.runs, todo, backend.group(todo, p.settings), settings=p.settings, states=states)
+
+
+def _submit_and_record(p: Prepared, sweep_file: Path, outcome: Outcome, backend: Backend) -> None:
     try:
         man = p.old or _write_new(p, sweep_file)
-        _set_aside(p.sweep, todo)
         outcome.submissions = backend.submit(p.sweep, outcome.tasks, p.settings)
+        _record(p.sweep, man, backend, outcome.submissions)
     except BaseException:
         if p.old is None:
             shutil.rmtree(p.sweep.root, ignore_errors=True)
-            if new_results:  # made for this sweep alone: a refused submission leaves nothing behind
-                shutil.rmtree(p.sweep.root.parent, ignore_errors=True)
         raise
-    man.submissions.extend(outcome.submissions)
-    manifest.write(p.sweep, man)
-    return outcome
+    _set_aside(p.sweep, outcome.to_submit)
+
+
+def _record(sweep: layout.SweepDir, man: Manifest, backend: Backend, subs: list[Submission]) -> None:
+    """Add the new jobs to the manifest; if it cannot be written (a full disk), cancel them: jobs the
+    manifest does not name could never be watched, resubmitted or cancelled by hpcjobs."""
+    man.submissions.extend(subs)
+    try:
+        manifest.write(sweep, man)
+    except OSError:
+        backend.cancel(subs)
+        raise
 
 
 def export_sbatch(sweep_file: Path, results: str | Path | None, python: str) -> Path:
     """Write the sweep folder and a plain sbatch array script (one run per array task) to submit by hand."""
     p = _prepare(sweep_file, results)
-    if p.old is None:
-        _write_new(p, sweep_file)
-    root = str(p.sweep.root.resolve())
+    with locks.sweep_lock(p.sweep):
+        p.old = _existing(p.sweep, p.spec, p.runs)
+        if p.old is None:
+            _write_new(p, sweep_file)
+        root = str(p.sweep.root.resolve())
     script = slurm.export_script(root, p.spec.slurm, f"hpcjobs-{p.spec.name}", len(p.runs), python)
     layout.write_text(p.sweep.export_script, script)
     p.sweep.export_script.chmod(0o700)
@@ -202,18 +229,18 @@ def resubmit(
 ) -> Outcome:
     """Submit again only the runs that need it: `failed`, or `unfinished` (failed + never submitted)."""
     check_private(sweep.root)
-    man = manifest.read(sweep)
-    states = {r.run_id: r.state for r in status.gather(sweep, backend_for).runs}
-    last = man.submissions[-1].executor if man.submissions else "auto"
-    backend = backend_for(executor or last)
-    backend.check()
-    todo = select(states, mode)
-    _set_aside(sweep, todo)
-    outcome = Outcome(sweep, [], todo, backend.group(todo, man.slurm))
-    if todo:
-        outcome.submissions = backend.submit(sweep, outcome.tasks, man.slurm)
-        man.submissions.extend(outcome.submissions)
-        manifest.write(sweep, man)
+    with locks.sweep_lock(sweep):
+        man = manifest.read(sweep)
+        states = {r.run_id: r.state for r in status.gather(sweep, backend_for).runs}
+        last = man.submissions[-1].executor if man.submissions else "auto"
+        backend = backend_for(executor or last)
+        backend.check()
+        todo = select(states, mode)
+        outcome = Outcome(sweep, [], todo, backend.group(todo, man.slurm))
+        if todo:
+            outcome.submissions = backend.submit(sweep, outcome.tasks, man.slurm)
+            _record(sweep, man, backend, outcome.submissions)
+            _set_aside(sweep, todo)
     return outcome
 
 
@@ -229,6 +256,11 @@ def run_at(sweep: layout.SweepDir, index: int) -> str:
 
 def cancel(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> list[str]:
     """Cancel every job of the sweep that still has work; returns their job ids."""
+    with locks.sweep_lock(sweep):
+        return _cancel(sweep, backend_for)
+
+
+def _cancel(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> list[str]:
     man = manifest.read(sweep)
     st = status.gather(sweep, backend_for)
     busy = {r.run_id for r in st.runs if r.state in ACTIVE}

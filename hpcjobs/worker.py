@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import layout
+from . import layout, locks
 from .vocab import FINISHED, OOM_HINT, RunState, lanes
 
 _OOM_MARKERS = ("ResourceExhausted", "out of memory", "OOM when allocating", "RESOURCE_EXHAUSTED")
@@ -37,27 +37,51 @@ def failure_result(run_id: str, exc: BaseException, traceback_path: Path) -> dic
 
 
 def run_one(sweep: layout.SweepDir, run_id: str) -> str:
-    """Train one run unless it already finished; record an exception as the run's result."""
-    previous = recorded_status(sweep, run_id)
-    if previous in FINISHED:
-        return str(previous)
-    config = layout.read_json(sweep.config(run_id))
-    # The backend is chosen per sweep and must be set before Keras is first imported.
-    os.environ["KERAS_BACKEND"] = config["backend"]
-    try:
-        from . import train
+    """Train one run unless it already finished or another process is training it; record an exception
+    as the run's result. Everything happens under the run's lock, so no two processes train one run."""
+    with locks.run_lock(sweep, run_id) as lock:
+        if lock is None:
+            who = locks.holder(sweep, run_id)
+            print(f"hpcjobs: run {run_id} is being trained by {_name(who)}: skipped", flush=True)
+            return RunState.RUNNING
+        previous = recorded_status(sweep, run_id)
+        if previous in FINISHED:
+            return str(previous)
+        config = layout.read_json(sweep.config(run_id))
+        # The backend is chosen per sweep and must be set before Keras is first imported.
+        os.environ["KERAS_BACKEND"] = config["backend"]
+        try:
+            from . import train
 
-        return str(train.train_run(sweep, run_id)["status"])
-    except Exception as exc:
-        path = sweep.stderr_hint(run_id)
+            return str(train.train_run(sweep, run_id)["status"])
+        except Exception as exc:
+            return _record_failure(sweep, run_id, exc, lock)
+
+
+def _name(who: locks.Holder | None) -> str:
+    return f"process {who.pid} on {who.host}" if who and who.pid else "another process"
+
+
+def _record_failure(sweep: layout.SweepDir, run_id: str, exc: Exception, lock: locks.RunLock) -> str:
+    path = sweep.stderr_hint(run_id)
+    result = failure_result(run_id, exc, path)
+    try:
         layout.write_text(path, traceback.format_exc())
-        result = failure_result(run_id, exc, path)
         layout.write_json(sweep.result(run_id), result)
-        print(f"hpcjobs: run {run_id} {result['status']}: {result['error']}", flush=True)
-        return str(result["status"])
+    except OSError as write_error:
+        # A full disk: the traceback cannot be kept, but the run can still say why it ended.
+        lock.free_reserve()
+        result["traceback"] = ""
+        result["hint"] = (
+            f"cannot write into {path.parent} ({write_error.strerror}): free space, then resubmit"
+        )
+        layout.write_json(sweep.result(run_id), result)
+    print(f"hpcjobs: run {run_id} {result['status']}: {result['error']}", flush=True)
+    return str(result["status"])
 
 
 # Several trainings share one GPU: neither framework may take all of its memory at start-up.
+_SWEEP_WAITED = "HPCJOBS_SWEEP_WAITED"
 SHARED_GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 # How a task starts each process of its lane: the worker's own entry point, not the CLI (click, rich).
@@ -84,9 +108,11 @@ class Task:
 
     def __call__(self) -> dict[str, str]:
         sweep = layout.SweepDir(Path(self.sweep_root))
+        if not os.environ.get(_SWEEP_WAITED):  # a lane's parent task has waited for it already
+            locks.wait_for_sweep(sweep)
         if self.parallel == 1 or len(self.run_ids) == 1:
             return {run_id: run_one(sweep, run_id) for run_id in self.run_ids}
-        env = {**os.environ, **SHARED_GPU_ENV}
+        env = {**os.environ, **SHARED_GPU_ENV, _SWEEP_WAITED: "1"}
         procs = [
             subprocess.Popen([sys.executable, *LANE_COMMAND, self.sweep_root, *lane], env=env)
             for lane in lanes(self.run_ids, self.parallel)

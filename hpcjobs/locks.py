@@ -1,0 +1,178 @@
+"""Advisory locks (fcntl.flock), the one place hpcjobs decides who may touch a sweep or a run.
+
+- The sweep lock is held, exclusively, by every command that reads a sweep's state, decides, submits and
+  records (submit, resubmit, cancel, any manifest read-modify-write): a second command waits briefly, then
+  says the sweep is busy. Workers take it shared for an instant before training, so a run submitted by a
+  command starts only once that command has recorded the submission.
+- A run lock is held by the process training the run, for as long as it trains. It names that process
+  (pid, start time, host), so `status` can tell a run still training under an ended job from a lost one,
+  and a second worker skips the run instead of training it twice. The kernel drops a lock when its
+  process dies, however it dies: a lock is never stale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .layout import LayoutError, SweepDir
+
+SWEEP_WAIT_S = 10.0  # a second command waits this long for the first, then says the sweep is busy
+RUN_WAIT_S = 1.0  # a worker waits this long for a run's lock (status peeks hold it for microseconds)
+WORKER_WAIT_S = 300.0  # a worker waits at most this long for the command that submitted it to record
+# Kept allocated in the run lock while a run trains and given back when a write fails on a full disk,
+# so that the run can still say why it failed.
+RESERVE_BYTES = 64 * 1024
+
+_held = threading.local()  # sweep locks this thread holds: a task run in-process must not wait on itself
+
+
+class Busy(Exception):
+    """Another command holds the sweep's lock; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The process holding a run lock."""
+
+    pid: int
+    start: str  # field 22 of /proc/PID/stat: with the pid, names one process for the machine's uptime
+    host: str
+
+    def is_here(self) -> bool:
+        """The holder runs on this machine and is the very process that took the lock."""
+        return self.host == socket.gethostname() and process_start(self.pid) == self.start
+
+
+def process_start(pid: int) -> str | None:
+    """A process's start time in clock ticks since boot (None if there is no such process): a pid that
+    is reused names another process with another start time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
+    return fields[19] if len(fields) > 19 and fields[0] not in ("Z", "X") else None
+
+
+def _open(path: Path, flags: int) -> int:
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise LayoutError(f"{path}: cannot open lock file ({exc.strerror})") from None
+
+
+def _acquire(fd: int, kind: int, wait_s: float) -> bool:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, kind | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
+def _held_sweeps() -> set[str]:
+    if not hasattr(_held, "sweeps"):
+        _held.sweeps = set()
+    held: set[str] = _held.sweeps
+    return held
+
+
+@contextlib.contextmanager
+def sweep_lock(sweep: SweepDir, wait_s: float | None = None) -> Iterator[None]:
+    """Hold the sweep exclusively; Busy after `wait_s` (SWEEP_WAIT_S) seconds if another command holds it."""
+    path = sweep.lock_file
+    key = str(path.absolute())
+    if key in _held_sweeps():
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        if not _acquire(fd, fcntl.LOCK_EX, SWEEP_WAIT_S if wait_s is None else wait_s):
+            raise Busy(
+                f"sweep '{sweep.name}' is busy: another hpcjobs command is submitting, resubmitting or "
+                f"cancelling it (lock {path}); try again when it has finished"
+            )
+        _held_sweeps().add(key)
+        try:
+            yield
+        finally:
+            _held_sweeps().discard(key)
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def wait_for_sweep(sweep: SweepDir, wait_s: float = WORKER_WAIT_S) -> None:
+    """Return once no command holds the sweep (at most `wait_s`): the one that submitted this worker has
+    then recorded its submission and set aside the results it replaces."""
+    path = sweep.lock_file
+    if str(path.absolute()) in _held_sweeps():
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return  # exported sbatch scripts are submitted without hpcjobs: there is no lock to wait for
+    try:
+        _acquire(fd, fcntl.LOCK_SH, wait_s)
+    finally:
+        os.close(fd)
+
+
+class RunLock:
+    """A run lock this process holds, with disk space set aside in it for the run's last words."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def free_reserve(self) -> None:
+        """Give the reserved space back (the disk is full: the failure result needs it)."""
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, os.lseek(self._fd, 0, os.SEEK_CUR))
+
+
+@contextlib.contextmanager
+def run_lock(sweep: SweepDir, run_id: str) -> Iterator[RunLock | None]:
+    """Hold a run while training it; None when another process holds it (then leave the run alone)."""
+    path = sweep.run_lock(run_id)
+    if path.parent.is_symlink():
+        raise LayoutError(f"{path.parent} is a symbolic link: expected the run's own folder")
+    fd = _open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        if not _acquire(fd, fcntl.LOCK_EX, RUN_WAIT_S):
+            yield None
+            return
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {process_start(os.getpid())} {socket.gethostname()}\n".encode())
+        with contextlib.suppress(OSError):  # a disk already full: train anyway, the reserve is a courtesy
+            os.posix_fallocate(fd, os.lseek(fd, 0, os.SEEK_CUR), RESERVE_BYTES)
+        yield RunLock(fd)
+    finally:
+        os.close(fd)
+
+
+def holder(sweep: SweepDir, run_id: str) -> Holder | None:
+    """The process training a run right now, None if none (a peek: the lock is held for microseconds)."""
+    try:
+        fd = os.open(sweep.run_lock(run_id), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if _acquire(fd, fcntl.LOCK_SH, 0):
+            return None
+        fields = os.read(fd, 512).split(b"\n", 1)[0].decode(errors="replace").split()
+    finally:
+        os.close(fd)
+    if len(fields) != 3 or not fields[0].isdigit():
+        return Holder(0, "", "")  # held, by a process that has not written its name yet
+    return Holder(int(fields[0]), fields[1], fields[2])
