@@ -110,7 +110,7 @@ def test_collect_on_a_full_disk_prints_its_table_and_says_the_summary_was_not_sa
 ) -> None:
     code, out, err = _cli("collect", "full", "--results", str(failed_sweep.root.parent))
     assert code == 0
-    assert "full: 1 of 1 configurations, 2 runs" in out and "COMPLETED" in out and "FAILED" in out
+    assert "full: 1 of 1 configuration, 2 runs" in out and "1 COMPLETED, 1 FAILED" in out
     assert (
         err.strip()
         == f"hpcjobs: warning: summary not saved: {failed_sweep.summary_csv}: No space left on device"
