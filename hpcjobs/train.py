@@ -24,6 +24,7 @@ from hpcjobs.plan import (
     Execution,
     build_result,
     choose_policy,
+    diverged,
     now,
     plan_execution,
     summarize_history,
@@ -227,7 +228,8 @@ def fit_model(
 
 
 class DivergenceStop(keras.callbacks.Callback):  # type: ignore[misc]  # keras is untyped
-    """Stops at the first epoch whose training loss is NaN/inf and records that (1-based) epoch.
+    """Stops at the first epoch whose training loss says the run diverged (plan.diverged: NaN/inf, or past
+    a bound that a saturated JAX run also crosses) and records that (1-based) epoch.
 
     keras.callbacks.TerminateOnNaN stops too, but fit() then returns normally and the run would look
     COMPLETED. The epoch's loss is the mean over its batches, so one non-finite batch shows at the epoch's
@@ -241,7 +243,8 @@ class DivergenceStop(keras.callbacks.Callback):  # type: ignore[misc]  # keras i
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
-        if self.diverged_epoch is None and loss is not None and not math.isfinite(loss):
+        n_classes = int(self.model.output_shape[-1])
+        if self.diverged_epoch is None and loss is not None and diverged(float(loss), n_classes):
             self.diverged_epoch = epoch + 1
             self.model.stop_training = True
 

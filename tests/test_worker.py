@@ -67,6 +67,33 @@ def test_the_worker_entry_point_imports_neither_click_nor_rich(tmp_path: Path) -
 
 
 @pytest.mark.keras
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_a_huge_learning_rate_is_diverged_on_every_backend(tmp_path: Path, backend: str) -> None:
+    """On JAX the clipped loss saturates instead of becoming NaN: the loss bound makes it DIVERGED too.
+    Each backend in its own process, as on a node (Keras reads KERAS_BACKEND once)."""
+    spec = parse_spec(
+        {
+            "name": "d",
+            "backend": backend,
+            "data": {"source": "moons"},
+            "train": {"epochs": 3, "learning_rate": 1e10},
+        }
+    )
+    sweep = layout.SweepDir(tmp_path / "d")
+    (run,) = expand(spec)
+    layout.write_json(sweep.config(run.run_id), run.config(spec.name, spec.backend))
+    lane = subprocess.run(
+        [sys.executable, *worker.LANE_COMMAND, str(sweep.root), run.run_id],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert lane.stdout.splitlines()[-1] == f"{run.run_id}: DIVERGED", lane.stderr[-2000:]
+    assert layout.read_json(sweep.result(run.run_id))["diverged_epoch"] == 1
+
+
+@pytest.mark.keras
 def test_an_exception_becomes_a_failed_result_and_the_task_goes_on(tmp_path: Path) -> None:
     data = tmp_path / "d.npz"
     rng = np.random.default_rng(0)
