@@ -45,6 +45,13 @@ def short_key(key: str) -> str:
     return SHORT_KEYS.get(field, field)
 
 
+def compact_value(text: str) -> str:
+    """A setting as it reads in run ids: '[64, 32]' -> '64x32'."""
+    if text.startswith("[") and text.endswith("]"):
+        return "x".join(v.strip() for v in text[1:-1].split(","))
+    return text
+
+
 def short_run_label(run_id: str) -> str:
     """hidden-64x32__learning_rate-0.001__seed-0 -> '64x32 lr=0.001 s=0': the run's varying settings."""
     parts = []

@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import layout
 from .collect import Collection, rank_column
-from .labels import short_metric
+from .labels import compact_value, short_key, short_metric, short_run_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -34,17 +34,40 @@ def curve_bands(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
     return bands.assign(epoch=bands["epoch"] + 1)
 
 
+LINES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
 def series(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The summary's configurations grouped by the settings other than the architecture, one marker series
-    each, labelled like 'learning_rate=0.003'; one unlabelled series when only the architecture varies."""
+    each, labelled like 'lr=0.003'; one unlabelled series when only the architecture varies."""
     others = [c for c in summary.columns if "." in c and c != "model.hidden"]
     if not others:
         return {"": summary}
     groups = summary.groupby(others, sort=False, dropna=False)
     return {
-        ", ".join(f"{c.split('.', 1)[1]}={v}" for c, v in zip(others, key, strict=True)): group
+        " ".join(f"{short_key(c)}={v}" for c, v in zip(others, key, strict=True)): group
         for key, group in ((k if isinstance(k, tuple) else (k,), g) for k, g in groups)
     }
+
+
+def curve_styles(summary: pd.DataFrame) -> dict[str, tuple[int, str]]:
+    """Config id -> (colour number, line style): the colour says the architecture, the line style the
+    other settings (the learning rate...), so that no setting is told by colour alone."""
+    hidden = summary["model.hidden"] if "model.hidden" in summary else pd.Series("", index=summary.index)
+    architectures = list(dict.fromkeys(hidden))
+    return {
+        config_id: (architectures.index(hidden[i]), LINES[n % len(LINES)])
+        for n, group in enumerate(series(summary).values())
+        for i, config_id in zip(group.index, group["config_id"], strict=True)
+    }
+
+
+def epoch_ticks(last: int, most: int = 8) -> list[int]:
+    """Epoch ticks that start at 1 and end at the last epoch, at a round step between: 1 5 10 … 30."""
+    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000) if last / s <= most - 1)
+    middle = [t for t in range(step, last, step) if t > 1 and last - t >= step / 2]
+    return sorted({1, *middle, last})
 
 
 def _colors(n: int) -> list[Any]:
@@ -59,28 +82,35 @@ def learning_curves(col: Collection, metric: str, title: str) -> Figure:
     """Training and validation `metric` per epoch: a line per configuration (mean over seeds) and a band
     from the lowest to the highest seed."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(12, 5), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     config_ids = list(col.summary["config_id"])
-    colors = dict(zip(config_ids, _colors(len(config_ids)), strict=True))
+    styles = curve_styles(col.summary)
+    colors = _colors(1 + max((c for c, _ in styles.values()), default=0))
     stem = metric.removeprefix("val_")
+    last = int(col.epochs["epoch"].max()) + 1 if len(col.epochs) else 1
     for ax, name, kind in zip(axes, (stem, metric), ("training", "validation"), strict=True):
         ax.set_title(f"{kind} {short_metric(stem)}")
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xticks(epoch_ticks(last))
         ax.grid(alpha=0.3)
         if name not in col.epochs:
             continue
         bands = dict(list(curve_bands(col.epochs, name).groupby("config_id", observed=True)))
         for config_id in (c for c in config_ids if c in bands):  # the table's order, for the legend
-            band, color = bands[config_id], colors[config_id]
-            ax.plot(band["epoch"], band["mean"], color=color, linewidth=1.2, label=config_id)
-            ax.fill_between(band["epoch"], band["min"], band["max"], color=color, alpha=0.2, linewidth=0)
+            band, (color, line) = bands[config_id], styles[config_id]
+            label = short_run_label(config_id)
+            ax.plot(
+                band["epoch"], band["mean"], color=colors[color], linestyle=line, linewidth=1.4, label=label
+            )
+            ax.fill_between(
+                band["epoch"], band["min"], band["max"], color=colors[color], alpha=0.15, linewidth=0
+            )
     axes[0].set_ylabel(f"{short_metric(stem)} (line: mean over seeds, band: min–max)")
     if 0 < len(config_ids) <= LEGEND_MAX:
-        fig.legend(*axes[1].get_legend_handles_labels(), loc="outside right upper", fontsize="small")
+        handles = axes[1].get_legend_handles_labels()
+        fig.legend(*handles, loc="outside lower center", ncols=min(4, len(config_ids)), fontsize="small")
     fig.suptitle(title)
     return fig
 
@@ -100,10 +130,12 @@ def versus(summary: pd.DataFrame, x: str, metric_column: str, title: str) -> Fig
         std = group.get(metric_column.replace("_mean", "_std"))
         ys = group[metric_column]
         yerr = None if std is None else std.fillna(0.0)
-        ax.errorbar(xs, ys, yerr=yerr, fmt="o", capsize=3, color=color, label=label or None)
+        marker = MARKERS[i % len(MARKERS)]
+        ax.errorbar(xs, ys, yerr=yerr, fmt=marker, capsize=3, color=color, label=label or None)
         if len(summary) <= LEGEND_MAX and "model.hidden" in group:
             for xy, hidden in zip(zip(xs, ys, strict=True), group["model.hidden"], strict=True):
-                ax.annotate(hidden, xy, xytext=(5, -3), textcoords="offset points", fontsize="x-small")
+                label = compact_value(hidden)
+                ax.annotate(label, xy, xytext=(5, -3), textcoords="offset points", fontsize="x-small")
     if x == "params":
         ax.set_xscale("log")
         ax.set_xlabel("parameters (log scale)")

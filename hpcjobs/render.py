@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import columns
-from .labels import measures, short_key, short_metric, short_run_label, summary_labels
+from .labels import compact_value, measures, short_key, short_metric, short_run_label, summary_labels
 from .status import RunStatus, SweepStatus
 from .vocab import RunState
 
@@ -223,13 +223,6 @@ PRIORITY = {
     "depth": 20,
     "samples_per_second": 10,
 }
-
-
-def compact_value(text: str) -> str:
-    """A setting as it reads in run ids: '[64, 32]' -> '64x32'."""
-    if text.startswith("[") and text.endswith("]"):
-        return "x".join(v.strip() for v in text[1:-1].split(","))
-    return text
 
 
 def _redundant(summary: Any, column: str) -> bool:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from hpcjobs import collect, plots
@@ -41,10 +42,37 @@ def test_series_group_configurations_by_the_settings_other_than_the_architecture
         }
     )
     assert {k: v["config_id"].tolist() for k, v in plots.series(summary).items()} == {
-        "learning_rate=0.001": ["a", "c"],
-        "learning_rate=0.003": ["b"],
+        "lr=0.001": ["a", "c"],
+        "lr=0.003": ["b"],
     }
     assert list(plots.series(summary.drop(columns="train.learning_rate"))) == [""]
+
+
+def test_colour_says_the_architecture_and_the_line_style_the_learning_rate() -> None:
+    summary = pd.DataFrame(
+        {
+            "config_id": ["a", "b", "c", "d"],
+            "model.hidden": ["[8]", "[8]", "[16]", "[16]"],
+            "train.learning_rate": [0.001, 0.003, 0.001, 0.003],
+        }
+    )
+    assert plots.curve_styles(summary) == {"a": (0, "-"), "c": (1, "-"), "b": (0, "--"), "d": (1, "--")}
+
+
+@pytest.mark.parametrize(
+    ("last", "ticks"),
+    [
+        (1, [1]),
+        (2, [1, 2]),
+        (5, [1, 2, 3, 4, 5]),
+        (20, [1, 5, 10, 15, 20]),
+        (30, [1, 5, 10, 15, 20, 25, 30]),
+        (31, [1, 5, 10, 15, 20, 25, 31]),
+        (150, [1, 25, 50, 75, 100, 125, 150]),
+    ],
+)
+def test_epoch_ticks_start_at_1_and_end_at_the_last_epoch(last: int, ticks: list[int]) -> None:
+    assert plots.epoch_ticks(last) == ticks
 
 
 def _assert_real_image(path: Path) -> None:
