@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -458,8 +459,10 @@ def run_cmd(sweep_dir: Path, run_ids: tuple[str, ...], index: int | None) -> Non
       hpcjobs run results/moons hidden-3x5__seed-0
       hpcjobs run results/moons --index "$SLURM_ARRAY_TASK_ID"
     """
-    from .worker import Task
+    from .worker import Task, requeue_on_time_limit
 
+    if "SLURM_JOB_ID" in os.environ:
+        requeue_on_time_limit()
     sweep = layout.sweep_dir(sweep_dir)
     if index is not None:
         run_ids = (*run_ids, sweeps.run_at(sweep, index))

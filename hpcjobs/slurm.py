@@ -191,7 +191,11 @@ def sbatch_script(
 
 
 def export_script(sweep_root: str, settings: dict[str, Any], job_name: str, n_runs: int, python: str) -> str:
-    """A plain array script, no pickles: task i trains the sweep's run number i through `hpcjobs run`."""
+    """A plain array script, no pickles: task i trains the sweep's run number i through `hpcjobs run`.
+
+    Requeues on a time limit like the submitit path: `srun` makes the run a job step, which is what
+    Slurm's USR2 (sent 120 s ahead, without B:) reaches, and `hpcjobs run` answers it by requeueing the
+    task, which resumes from the run's last epoch backup."""
     command = (
         f"{shlex.quote(python)} -m hpcjobs run {shlex.quote(sweep_root)} "
         f'--index "${{SLURM_ARRAY_TASK_ID:-0}}"'
@@ -200,7 +204,9 @@ def export_script(sweep_root: str, settings: dict[str, Any], job_name: str, n_ru
     header = (
         f"# Written by `hpcjobs export-sbatch`: {n_runs} runs, one per array task. Submit: sbatch <file>\n"
     )
-    script = sbatch_script(
-        folder, executor_parameters(settings, job_name), n_runs, python, command=command, use_srun=False
-    )
+    params = executor_parameters(settings, job_name)
+    params["additional_parameters"] = {"requeue": True, **params.get("additional_parameters", {})}
+    script = sbatch_script(folder, {**params, "wckey": None}, n_runs, python, command=command)
+    # submitit's own marker: these tasks are not submitit's, and its job environment must not think so.
+    script = script.replace("export SUBMITIT_EXECUTOR=slurm\n", "")
     return script.replace("#!/bin/bash\n", "#!/bin/bash\n" + header, 1)

@@ -8,6 +8,7 @@ interrupted one resumes from its Keras backup.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import traceback
@@ -126,6 +127,21 @@ class Task:
         import submitit
 
         return submitit.helpers.DelayedSubmission(Task(self.sweep_root, self.run_ids, self.parallel))
+
+
+def requeue_on_time_limit() -> None:
+    """In a task submitted without submitit (export-sbatch): on USR2, which Slurm sends ahead of the time
+    limit, requeue this task and stop, as submitit does for its own; the run resumes from its last epoch
+    backup when the task starts again."""
+
+    def requeue(signum: int, frame: object) -> None:
+        array = os.environ.get("SLURM_ARRAY_JOB_ID")
+        job = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else os.environ["SLURM_JOB_ID"]
+        print(f"hpcjobs: signal {signum} (time limit near): requeueing {job}", flush=True)
+        subprocess.run(["scontrol", "requeue", job], check=False, timeout=60)
+        sys.exit(-1)  # SystemExit, like submitit: not an exception a run would record as its failure
+
+    signal.signal(signal.SIGUSR2, requeue)
 
 
 def recorded_status(sweep: layout.SweepDir, run_id: str) -> str | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hpcjobs import backends, layout, manifest, slurm, status
+from hpcjobs import backends, layout, manifest, slurm, status, worker
 from hpcjobs.cli import cli
 from hpcjobs.spec import load_spec
 
@@ -29,10 +31,37 @@ def test_paths_with_shell_characters_stay_quoted() -> None:
     spec = load_spec(EXAMPLES / "moons.toml")
     root = "/home/ada/my results/$(touch pwned); x"
     last = slurm.export_script(root, spec.slurm, "hpcjobs-moons", 6, "python3").splitlines()[-1]
-    assert last == (
-        "python3 -m hpcjobs run '/home/ada/my results/$(touch pwned); x' "
+    assert last.startswith("srun --unbuffered --output '/home/ada/my results/$(touch pwned); x/submitit/")
+    assert last.endswith(
+        " python3 -m hpcjobs run '/home/ada/my results/$(touch pwned); x' "
         '--index "${SLURM_ARRAY_TASK_ID:-0}"'
     )
+
+
+def test_exported_scripts_requeue_on_the_time_limit_without_submitit_leftovers() -> None:
+    script = slurm.export_script(
+        "/r/moons", load_spec(EXAMPLES / "moons.toml").slurm, "hpcjobs-moons", 6, "py"
+    )
+    lines = script.splitlines()
+    assert {"#SBATCH --requeue", "#SBATCH --signal=USR2@120"} <= set(lines)
+    assert lines[-1].startswith("srun ")  # USR2 without B: reaches job steps only
+    assert "submitit" not in script.replace("/r/moons/submitit/", "")
+
+
+def test_usr2_in_a_task_run_by_hand_requeues_it_and_exits(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(worker.subprocess, "run", lambda args, **kw: calls.append(args))
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    before = signal.getsignal(signal.SIGUSR2)
+    try:
+        worker.requeue_on_time_limit()
+        with pytest.raises(SystemExit):
+            os.kill(os.getpid(), signal.SIGUSR2)
+            time.sleep(1)  # the handler runs between bytecodes, well before this ends
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+    assert calls == [["scontrol", "requeue", "77_3"]]
 
 
 def test_sbatch_options_from_the_sweep_file_are_quoted() -> None:

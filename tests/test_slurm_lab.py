@@ -326,3 +326,32 @@ def test_diverging_run_is_diverged_although_slurm_says_completed(tmp_path: Path)
     assert _attempts(sub.job_id) == ["COMPLETED"]
     code, out = hpcjobs("collect", "div", "--results", str(tmp_path / "r"), "--format", "csv")
     assert code == 0 and "1 DIVERGED" in out
+
+
+def test_exported_task_signalled_for_its_time_limit_requeues_and_resumes(tmp_path: Path) -> None:
+    """export-sbatch's script, submitted by hand: USR2 (what Slurm sends 120 s before the time limit)
+    requeues the array task, and the run resumes from its backup instead of starting over."""
+    epochs, results = 150, tmp_path / "r"
+    path = write_sweep(tmp_path, "export-resume", epochs=epochs, seeds="[0, 1]")
+    assert hpcjobs("export-sbatch", str(path), "--results", str(results))[0] == 0
+    sweep = layout.sweep_dir("export-resume", results)
+    run_id = manifest.read(sweep).run_ids[0]
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", str(sweep.export_script)], check=True, capture_output=True, text=True
+    )
+    task = f"{submitted.stdout.strip().split(';')[0]}_0"
+    deadline = time.monotonic() + 300
+    while len(_history_epochs(sweep, run_id)) < 5:
+        assert time.monotonic() < deadline, "the run never started training"
+        time.sleep(0.5)
+    before = len(set(_history_epochs(sweep, run_id)))
+    subprocess.run(["scancel", "--signal=USR2", task], check=True, timeout=30)
+
+    st = wait_done(sweep)
+    assert [(r.state, r.epochs_done) for r in st.runs] == [("COMPLETED", epochs)] * 2
+    written = _history_epochs(sweep, run_id)
+    assert sorted(set(written)) == list(range(epochs))
+    assert len(written) - epochs <= 1, f"{len(written) - epochs} epochs redone"
+    assert before < epochs, "the run finished before it was interrupted: the test proved nothing"
+    assert "REQUEUED" in _attempts(task) or len(_attempts(task)) > 1, _attempts(task)
+    assert f"requeueing {task}" in (sweep.submitit_dir / f"{task}_0_log.out").read_text()

@@ -13,10 +13,9 @@
 #SBATCH --open-mode=append
 #SBATCH --output=/home/ada/results/digits-depth/submitit/%A_%a_0_log.out
 #SBATCH --partition=gpu
+#SBATCH --requeue
 #SBATCH --signal=USR2@120
 #SBATCH --time=20
-#SBATCH --wckey=submitit
 
 # command
-export SUBMITIT_EXECUTOR=slurm
-python3 -m hpcjobs run /home/ada/results/digits-depth --index "${SLURM_ARRAY_TASK_ID:-0}"
+srun --unbuffered --output /home/ada/results/digits-depth/submitit/%A_%a_%t_log.out --error /home/ada/results/digits-depth/submitit/%A_%a_%t_log.err python3 -m hpcjobs run /home/ada/results/digits-depth --index "${SLURM_ARRAY_TASK_ID:-0}"
