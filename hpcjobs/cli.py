@@ -124,7 +124,7 @@ def _watch(sweep: layout.SweepDir, interval: float, max_interval: float) -> None
             bar.update(
                 epochs, completed=sum(r.epochs_done for r in st.runs), total=sum(r.epochs for r in st.runs)
             )
-        out.print(render.counts_line(st))
+    out.print(render.counts_line(st))
 
 
 def _width(wide: bool) -> int | None:
