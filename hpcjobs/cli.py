@@ -245,6 +245,8 @@ def status_cmd(
                 live.update(render.status_table(st, limit, _width(wide), height), refresh=True)
         return
     st = status.gather(sweep, backends.for_executor)
+    for problem in st.problems:
+        click.echo(f"hpcjobs: warning: {problem}", err=True)
     if as_json:
         click.echo(json.dumps(st.to_json(), indent=2))
     else:
@@ -468,6 +470,7 @@ def run_cmd(sweep_dir: Path, run_ids: tuple[str, ...], index: int | None) -> Non
         run_ids = (*run_ids, sweeps.run_at(sweep, index))
     if not run_ids:
         raise click.UsageError("give RUN_IDS or --index")
+    sweeps.check_run_ids(sweep, run_ids)
     outcomes = Task(str(sweep.root), run_ids)()
     for run_id, state in outcomes.items():
         click.echo(f"{run_id}: {state}")

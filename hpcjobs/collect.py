@@ -19,6 +19,7 @@ import pandas as pd
 from . import layout, manifest
 from .histories import epochs_table, history_stats, parse_histories
 from .labels import short_key, summary_labels
+from .results import read as read_result
 from .spec import SpecError
 from .suggest import did_you_mean
 from .vocab import FINISHED, ORDER, Objective
@@ -28,6 +29,7 @@ RESULT_FIELDS = ("params", "seconds_per_epoch", "samples_per_second", "precision
 MEASURE_PREFIXES = ("best_", "test_", "final_")
 RATES = ("seconds_per_epoch", "samples_per_second")
 # Sorted smallest first: settings, sizes, spreads and anything whose name says it is a cost.
+NO_EPOCHS = " without usable epochs"  # appended to COMPLETED / DIVERGED in the outcomes column
 COSTS = ("loss", "error", "mse", "mae", "crossentropy", "seconds", "epoch")
 
 
@@ -68,11 +70,22 @@ def run_row(
         **flatten(meta["settings"]),
     }
     out["status"] = (result or {}).get("status", "UNFINISHED")
+    if out["status"] in FINISHED and not usable(history):
+        # Finished, but nothing to average (empty, header-only or all-NaN history): counted apart, so
+        # "runs 2/2" never stands over a mean of one.
+        out["status"] += NO_EPOCHS
     out.update(history or {"epochs_done": 0})
     if result:
         out.update({k: result.get(k) for k in RESULT_FIELDS})
         out.update({f"test_{k}": v for k, v in (result.get("test") or {}).items()})
     return out
+
+
+def usable(history: dict[str, Any] | None) -> bool:
+    """A history with epochs and, where it logged an objective, a best epoch (a finite value)."""
+    if not history or not history.get("epochs_done"):
+        return False
+    return "monitor" not in history or history.get("best_epoch") is not None
 
 
 def _outcome_order(state: str) -> tuple[int, str]:
@@ -293,15 +306,11 @@ def _read_run_files(
             pass
         except OSError as exc:
             problems[run_id, "history.csv"] = str(exc)
-        try:
-            result = json.loads(sweep.result(run_id).read_bytes())
-            if not isinstance(result, dict):
-                raise ValueError("not a JSON object")
+        result, why = read_result(sweep.result(run_id))
+        if result is not None:
             results[run_id] = result
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError) as exc:
-            problems[run_id, "result.json"] = str(exc)
+        elif why:
+            problems[run_id, "result.json"] = why
     return histories, results, problems
 
 

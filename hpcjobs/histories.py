@@ -125,7 +125,7 @@ def history_stats(block: HistoryBlock) -> dict[str, dict[str, Any]]:
     objective = Objective.logged_in(columns)
     if objective:
         values = data[:, columns.index(objective.name)] * objective.sign
-        valid = ~np.isnan(values)
+        valid = np.isfinite(values)  # inf is a broken metric, never a best
         filled = np.where(valid, values, -np.inf)
         hit = valid & (filled == np.repeat(np.maximum.reduceat(filled, starts), lengths))
         first_hit = np.minimum.reduceat(np.where(hit, np.arange(len(values)), len(values)), starts)

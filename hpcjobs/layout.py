@@ -27,6 +27,16 @@ class LayoutError(Exception):
     """A results folder or sweep that cannot be found or used."""
 
 
+def name_problem(name: str, what: str) -> str:
+    """'' if `name` can be one folder's name inside a sweep (a run id, a sweep name), else what is wrong:
+    a name with a slash or '..' would read or write outside the sweep. Pure."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        return f"{what} {name!r} is not a folder name: expected no '/', not '.' or '..'"
+    if len(name.encode()) > 255:
+        return f"{what} is {len(name.encode())} bytes long: expected at most 255 (a file name's limit)"
+    return ""
+
+
 def results_root(option: str | Path | None = None) -> Path:
     """--results, else $HPCJOBS_RESULTS, else ./results."""
     if option:

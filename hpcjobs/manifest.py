@@ -87,9 +87,50 @@ def read(sweep: layout.SweepDir) -> Manifest:
                 f"{sweep.manifest}: manifest version {version!r}: expected version {VERSION} "
                 f"(written by another hpcjobs; use the hpcjobs that submitted this sweep)"
             )
+        why = shape_problem(data)
+        if why:
+            raise layout.LayoutError(f"{sweep.manifest}: {why} (the file was edited or damaged)")
         return Manifest.from_json(data)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise layout.LayoutError(f"{sweep.manifest}: unreadable manifest ({exc})") from None
+
+
+def _fields(data: Any, types: dict[str, type | tuple[type, ...]], what: str) -> str:
+    """'' if `data` is an object with each field of its type, else what is wrong."""
+    if not isinstance(data, dict):
+        return f"{what} is {type(data).__name__}: expected an object"
+    for key, kind in types.items():
+        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
+            return f"{what} has '{key}' = {data.get(key)!r}: expected {getattr(kind, '__name__', 'text')}"
+    return ""
+
+
+def shape_problem(data: dict[str, Any]) -> str:
+    """What makes a manifest unusable, '' if nothing: checked field by field before any is used. Pure."""
+    why = _fields(data, {"name": str, "backend": str, "runs": list, "slurm": dict}, "the manifest")
+    if why:
+        return why
+    for i, run in enumerate(data["runs"]):
+        why = (
+            _fields(run, {"run_id": str, "config_id": str, "seed": int, "settings": dict}, f"run {i}")
+            or layout.name_problem(run["run_id"], f"run {i}'s run_id")
+            or _fields(run["settings"].get("model"), {"hidden": list}, f"run {i}'s settings.model")
+            or _fields(run["settings"].get("train"), {"epochs": int}, f"run {i}'s settings.train")
+        )
+        if why:
+            return why
+    if not isinstance(data.get("submissions", []), list):
+        return f"'submissions' is {data['submissions']!r}: expected a list"
+    for i, sub in enumerate(data.get("submissions", [])):
+        why = _fields(sub, {"executor": str, "job_id": str, "tasks": list}, f"submission {i}")
+        if not why and not all(
+            isinstance(t, list) and all(isinstance(r, str) for r in t) for t in sub["tasks"]
+        ):
+            tasks = sub["tasks"]
+            why = f"submission {i} has 'tasks' = {tasks!r}: expected lists of run ids"
+        if why:
+            return why
+    return why
 
 
 def write(sweep: layout.SweepDir, manifest: Manifest) -> None:

@@ -6,16 +6,16 @@ Runs on login nodes, often: no pandas, TensorFlow or Keras here, and one schedul
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import history, layout, locks, manifest
 from .history import Progress
 from .manifest import Submission
+from .results import read as read_result
 from .scheduler import Backend
 from .slurm import JobRow
 from .vocab import ACTIVE, FINISHED, OOM_HINT, ORDER, QUIET, Objective, RunState, lanes
@@ -41,6 +41,7 @@ class SweepStatus:
     name: str
     runs: list[RunStatus]
     warning: str = ""
+    problems: list[str] = field(default_factory=list)  # one line per file that could not be used
 
     @property
     def counts(self) -> dict[str, int]:
@@ -68,6 +69,7 @@ class SweepStatus:
         return {
             "name": self.name,
             "warning": self.warning,
+            "problems": self.problems,
             "counts": self.counts,
             "runs": [r.__dict__ for r in self.runs],
         }
@@ -124,19 +126,15 @@ def _last_line(path: Path) -> str:
     return lines[-1].strip()[:300] if lines else ""
 
 
-def _read_result(sweep: layout.SweepDir, run_id: str) -> dict[str, Any] | None:
+def _read_progress(sweep: layout.SweepDir, run_id: str) -> tuple[Progress, str]:
+    """The run's progress, and what is wrong with its history ('' if nothing)."""
+    path = sweep.history(run_id)
     try:
-        data = layout.read_json(sweep.result(run_id))
-    except (OSError, json.JSONDecodeError):
-        return None  # not written yet (writes are atomic, so a half file is never seen)
-    return data if isinstance(data, dict) else None
-
-
-def _read_progress(sweep: layout.SweepDir, run_id: str) -> Progress:
-    try:
-        return history.progress(sweep.history(run_id).read_text())
-    except (OSError, ValueError):
-        return Progress()
+        return history.progress(path.read_text()), ""
+    except FileNotFoundError:
+        return Progress(), ""
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        return Progress(), f"{path}: unreadable ({exc})"
 
 
 def elapsed(result: dict[str, Any] | None, row: JobRow | None, state: str) -> str:
@@ -168,12 +166,18 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
         if warning:
             warnings.append(warning)
 
-    results = {r["run_id"]: _read_result(sweep, r["run_id"]) for r in man.runs}
+    results, problems = {}, []
+    for run_id in man.run_ids:
+        results[run_id], why = read_result(sweep.result(run_id))
+        if why:
+            problems.append(f"{sweep.result(run_id)}: unreadable ({why})")
     out = []
     for run in man.runs:
         run_id = run["run_id"]
         result = results[run_id]
-        progress = _read_progress(sweep, run_id)
+        progress, why = _read_progress(sweep, run_id)
+        if why:
+            problems.append(why)
         sub, task = latest.get(run_id, (None, 0))
         row = states.get((sub.job_id, task)) if sub else None
         # The runs a busy task is on now: the first without a result in each of its processes.
@@ -204,4 +208,4 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
                 note,
             )
         )
-    return SweepStatus(man.name, out, "; ".join(warnings))
+    return SweepStatus(man.name, out, "; ".join(warnings), problems)

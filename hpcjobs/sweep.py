@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,6 +252,19 @@ def run_at(sweep: layout.SweepDir, index: int) -> str:
             f"--index {index} is out of range: expected 0..{len(ids) - 1} for sweep {sweep.name}"
         )
     return ids[index]
+
+
+def check_run_ids(sweep: layout.SweepDir, run_ids: Sequence[str]) -> None:
+    """Run ids typed by a person (`hpcjobs run`) must be runs of this sweep: anything else, '../x'
+    included, would train and write outside it."""
+    known = set(manifest.read(sweep).run_ids)
+    for run_id in run_ids:
+        if run_id not in known:
+            shown = run_id if len(run_id) <= 80 else f"{run_id[:77]}..."
+            raise SweepError(
+                f"no run {shown!r} in sweep {sweep.name}: expected a run id that `hpcjobs status "
+                f"{sweep.name} --all` lists"
+            )
 
 
 def cancel(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> list[str]:

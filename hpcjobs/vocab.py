@@ -130,18 +130,19 @@ class Objective:
         return 1.0 if self.direction == "max" else -1.0
 
     def better_than(self, a: float, b: float) -> bool:
-        """a is strictly better than b; NaN is never better than anything, anything is better than NaN."""
-        if math.isnan(a):
+        """a is strictly better than b; NaN and ±inf (a broken metric, not a score) are never better than
+        anything, and any finite value is better than them."""
+        if not math.isfinite(a):
             return False
-        return math.isnan(b) or self.sign * a > self.sign * b
+        return not math.isfinite(b) or self.sign * a > self.sign * b
 
     def best_epoch(self, values: Sequence[float]) -> int | None:
-        """Index of the first best value; None when every value is NaN (nothing to choose from)."""
+        """Index of the first best value; None when no value is finite (nothing to choose from)."""
         best: int | None = None
         for index, value in enumerate(values):
             if best is None or self.better_than(value, values[best]):
                 best = index
-        return None if best is None or math.isnan(values[best]) else best
+        return None if best is None or not math.isfinite(values[best]) else best
 
 
 def lanes(run_ids: Sequence[T], parallel: int) -> list[list[T]]:
