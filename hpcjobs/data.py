@@ -139,9 +139,18 @@ def check_labels(y: np.ndarray, source: str | None = None) -> int:
 
 def split(x: np.ndarray, y: np.ndarray, test_fraction: float, validation_fraction: float, seed: int) -> Split:
     """Seeded random train/validation/test split, features standardized with the TRAIN mean and std."""
-    n = len(x)
-    if len(y) != n:
-        raise DataError(f"Expected as many labels as samples. Received: {n} samples, {len(y)} labels")
+    if len(y) != len(x):
+        raise DataError(f"Expected as many labels as samples. Received: {len(x)} samples, {len(y)} labels")
+    train, val, test = split_indices(len(x), test_fraction, validation_fraction, seed)
+    mean, std = standardizer(x[train])
+    scaled = ((x - mean) / std).astype(np.float32)
+    return Split(scaled[train], y[train], scaled[val], y[val], scaled[test], y[test])
+
+
+def split_indices(
+    n: int, test_fraction: float, validation_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of `split`'s train, validation and test parts, without copying any data."""
     if not (
         0 <= test_fraction < 1 and 0 <= validation_fraction < 1 and test_fraction + validation_fraction < 1
     ):
@@ -159,10 +168,7 @@ def split(x: np.ndarray, y: np.ndarray, test_fraction: float, validation_fractio
             f"(test_fraction={test_fraction}, validation_fraction={validation_fraction})"
         )
     order = np.random.default_rng(seed).permutation(n)
-    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
-    mean, std = standardizer(x[train])
-    scaled = ((x - mean) / std).astype(np.float32)
-    return Split(scaled[train], y[train], scaled[val], y[val], scaled[test], y[test])
+    return order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test]
 
 
 def standardizer(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

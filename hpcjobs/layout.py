@@ -4,15 +4,18 @@ results/<name>/
     sweep.toml        the sweep file as submitted
     manifest.json     runs, their settings, and every submission (job ids, which run is which task)
     runs/<run id>/    config.json, history.csv (one row per epoch), result.json, backup/ (resume state)
+    populations/      the resume state of runs trained together as one population (JAX)
     submitit/         submitit's pickles and job logs
     summary.csv, plots/
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +111,11 @@ class SweepDir:
 
     def backup_dir(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "backup"
+
+    def population_checkpoint(self, run_ids: Sequence[str]) -> Path:
+        """The stacked state of a population, named by its members: a requeued task finds its own."""
+        digest = hashlib.sha256("\n".join(run_ids).encode()).hexdigest()[:16]
+        return self.root / "populations" / f"{digest}.npz"
 
     def stderr_hint(self, run_id: str) -> Path:
         """Where the worker leaves the traceback of a run that raised."""

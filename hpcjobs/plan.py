@@ -3,14 +3,16 @@ XLA, and the result.json built from the history. Pure, and importable anywhere."
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
 
-from .spec import backend_runs
+from .spec import backend_runs, mlp_params
 from .vocab import Objective, RunState
 
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -108,6 +110,47 @@ def plan_execution(train_cfg: dict[str, Any], backend: str, n_train: int) -> Exe
         jit_compile=choose_jit_compile(backend),
         eval_batch_size=max(batch_size, EVAL_BATCH_SIZE),
     )
+
+
+# A population's members differ only in these: everything else of a config must match to share one program.
+# The learning rate is an optimizer variable, so each member carries its own in its stacked optimizer state.
+MEMBER_KEYS = ("run_id", "seed")
+MEMBER_TRAIN_KEYS = ("learning_rate",)
+
+# Beyond this many members compilation and one epoch's latency grow for no further gain per member.
+MAX_POPULATION = 256
+
+
+def population_key(config: Mapping[str, Any]) -> str | None:
+    """What a run shares with the other members of its population (same data, model, training but seed and
+    learning rate); None for a run that trains alone: not on JAX, or train.population = "off"."""
+    train_cfg = config["train"]
+    if config["backend"] != "jax" or train_cfg.get("population", "auto") == "off":
+        return None
+    shared = {k: v for k, v in config.items() if k not in MEMBER_KEYS}
+    shared["train"] = {k: v for k, v in train_cfg.items() if k not in MEMBER_TRAIN_KEYS}
+    return json.dumps(shared, sort_keys=True)
+
+
+def populations(configs: Mapping[str, Mapping[str, Any]], cap: int) -> list[list[str]]:
+    """The runs of a lane as populations, in order of first appearance: runs of one key together, at most
+    `cap` per population; a run without a key is a population of one."""
+    groups: dict[str, list[str]] = {}
+    for run_id, config in configs.items():
+        key = population_key(config)
+        groups.setdefault(run_id if key is None else key, []).append(run_id)
+    return [members[i : i + cap] for members in groups.values() for i in range(0, len(members), max(cap, 1))]
+
+
+def population_cap(
+    hidden: Sequence[int], n_features: int, n_classes: int, batch_size: int, memory: int
+) -> int:
+    """How many members fit in half of `memory` bytes: per member, float32 weights six times over (weights,
+    best weights, gradients, two optimizer moments, the update) and the activations of one training batch
+    and one evaluation batch, forward and backward."""
+    activations = 3 * (batch_size + EVAL_BATCH_SIZE) * (n_features + sum(hidden) + n_classes)
+    per_member = 4 * (6 * mlp_params(n_features, list(hidden), n_classes) + activations)
+    return max(1, min(MAX_POPULATION, memory // 2 // per_member))
 
 
 def summarize_history(history: pd.DataFrame, objective: Objective) -> dict[str, Any]:

@@ -39,6 +39,7 @@ METRICS = (
     "auc",
 )
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+POPULATION_MODES = ("auto", "off")
 GPU_REQUESTS = ("gpus-per-node", "gres", "gpus")
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 TIME_RE = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
@@ -143,6 +144,8 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "early_stopping_patience": Setting(0, "an integer ≥ 0 (0 = off)", _int_at_least(0)),
         # Training steps per call into the backend: the science is unchanged, the Python overhead is not.
         "steps_per_execution": Setting("auto", 'an integer ≥ 1 or "auto"', _auto_or_int),
+        # On JAX, runs differing only in seed and learning rate train as one vmapped program (population.py).
+        "population": Setting("auto", 'one of "auto", "off"', _one_of(POPULATION_MODES), False),
     },
     "slurm": {
         "partition": Setting("", "a partition name (empty: the cluster's default)", _opt_str, False),

@@ -7,6 +7,7 @@ interrupted one resumes from its Keras backup.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -81,6 +82,47 @@ def _record_failure(sweep: layout.SweepDir, run_id: str, exc: Exception, lock: l
     return str(result["status"])
 
 
+def run_population(sweep: layout.SweepDir, run_ids: Sequence[str]) -> dict[str, str]:
+    """Train the runs of one population key (plan.populations) as one vmapped JAX program, each under its
+    run lock like run_one; an exception fails the members that had not finished."""
+    with contextlib.ExitStack() as stack:
+        held: dict[str, locks.RunLock] = {}
+        outcomes: dict[str, str] = {}
+        for run_id in run_ids:
+            lock = stack.enter_context(locks.run_lock(sweep, run_id))
+            if lock is None:
+                print(
+                    f"hpcjobs: run {run_id} is being trained by {_name(locks.holder(sweep, run_id))}: skipped"
+                )
+                outcomes[run_id] = RunState.RUNNING
+            else:
+                held[run_id] = lock
+        os.environ["KERAS_BACKEND"] = "jax"
+        try:
+            from . import population
+
+            outcomes.update(population.train_population(sweep, list(held)))
+        except Exception as exc:
+            for run_id, lock in held.items():
+                status = recorded_status(sweep, run_id)
+                outcomes[run_id] = status if status in FINISHED else _record_failure(sweep, run_id, exc, lock)
+    return {run_id: outcomes[run_id] for run_id in run_ids}
+
+
+def run_lane(sweep: layout.SweepDir, run_ids: Sequence[str]) -> dict[str, str]:
+    """One process's runs in turn, the runs of each population (plan.populations) together."""
+    from .plan import MAX_POPULATION, populations
+
+    configs = {run_id: layout.read_json(sweep.config(run_id)) for run_id in run_ids}
+    outcomes: dict[str, str] = {}
+    for group in populations(configs, MAX_POPULATION):
+        if len(group) == 1:
+            outcomes[group[0]] = run_one(sweep, group[0])
+        else:
+            outcomes.update(run_population(sweep, group))
+    return {run_id: outcomes[run_id] for run_id in run_ids}
+
+
 # Several trainings share one GPU: neither framework may take all of its memory at start-up.
 _SWEEP_WAITED = "HPCJOBS_SWEEP_WAITED"
 SHARED_GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
@@ -93,7 +135,7 @@ def main(argv: Sequence[str]) -> int:
     """One process of a task: SWEEP_DIR RUN_ID... trained in turn; exit 1 if any did not finish."""
     root, *run_ids = argv
     sweep = layout.SweepDir(Path(root))
-    outcomes = {run_id: run_one(sweep, run_id) for run_id in run_ids}
+    outcomes = run_lane(sweep, run_ids)
     for run_id, state in outcomes.items():
         print(f"{run_id}: {state}", flush=True)
     return 0 if all(state in FINISHED for state in outcomes.values()) else 1
@@ -112,7 +154,7 @@ class Task:
         if not os.environ.get(_SWEEP_WAITED):  # a lane's parent task has waited for it already
             locks.wait_for_sweep(sweep)
         if self.parallel == 1 or len(self.run_ids) == 1:
-            return {run_id: run_one(sweep, run_id) for run_id in self.run_ids}
+            return run_lane(sweep, self.run_ids)
         env = {**os.environ, **SHARED_GPU_ENV, _SWEEP_WAITED: "1"}
         procs = [
             subprocess.Popen([sys.executable, *LANE_COMMAND, self.sweep_root, *lane], env=env)

@@ -111,6 +111,7 @@ def test_defaults_fill_everything_but_name_and_data_source(tmp_path: Path) -> No
             "precision": "auto",
             "early_stopping_patience": 0,
             "steps_per_execution": "auto",
+            "population": "auto",
         },
     }
     assert spec.slurm == {

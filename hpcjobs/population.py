@@ -1,0 +1,407 @@
+"""Population training: runs that differ only in seed and learning rate train as one vmapped JAX program.
+
+Each member keeps the semantics of a run trained alone by train.py: its own initialisation (built from its
+seed exactly as train_run builds it), its own split and standardisation, its own shuffling and learning
+rate, its own history.csv (CSVLogger's columns), early stopping with the best weights restored, DIVERGED on a
+non-finite loss, and its own result.json from plan.build_result. What is shared is one compilation of Keras'
+own stateless train_step/test_step, vmapped over the members' stacked state, one `lax.scan` per epoch.
+
+Compute side only, like train.py: the caller sets KERAS_BACKEND=jax before importing it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+import pandas as pd
+
+from hpcjobs import data, scores, train
+from hpcjobs.layout import SweepDir, read_json, write_bytes, write_json
+from hpcjobs.plan import (
+    EVAL_BATCH_SIZE,
+    Execution,
+    build_result,
+    choose_policy,
+    diverged,
+    now,
+    population_key,
+    summarize_history,
+)
+from hpcjobs.vocab import FINISHED, Objective
+from hpcjobs.worker import recorded_status
+
+Tree = Any
+
+
+@dataclass(frozen=True, eq=False)
+class Members:
+    """The members' own data, stacked on a leading axis: rows of the shared data and standardisation."""
+
+    configs: list[dict[str, Any]]
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    test_rows: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [str(c["run_id"]) for c in self.configs]
+
+    @classmethod
+    def split(cls, configs: list[dict[str, Any]], x: np.ndarray) -> Members:
+        parts = []
+        for config in configs:
+            rows = data.split_indices(
+                len(x), config["data"]["test_fraction"], config["data"]["validation_fraction"], config["seed"]
+            )
+            parts.append((*rows, *data.standardizer(x[rows[0]])))
+        train_rows, val_rows, test_rows, mean, std = (np.stack(column) for column in zip(*parts, strict=True))
+        return cls(configs, train_rows, val_rows, test_rows, mean.astype(np.float32), std.astype(np.float32))
+
+
+class Program:
+    """The one compiled model whose stateless steps every member runs, and the stacked initial state."""
+
+    def __init__(self, members: Members, n_features: int, n_classes: int) -> None:
+        config = members.configs[0]
+        self.model_cfg, self.train_cfg = config["model"], config["train"]
+        self.n_features, self.n_classes = n_features, n_classes
+        self.batch_size = int(self.train_cfg["batch_size"])
+        # Each member from its own seed, exactly as train_run builds a run; the last model serves them all.
+        keras.backend.clear_session()
+        weights = []
+        for config in members.configs:
+            train.seed_everything(int(config["seed"]), "jax")
+            self.model = self._build()
+            weights.append(
+                (
+                    [v.value for v in self.model.trainable_variables],
+                    [v.value for v in self.model.non_trainable_variables],
+                )
+            )
+        self.execution = Execution(
+            steps_per_execution=math.ceil(members.train_rows.shape[1] / self.batch_size),
+            jit_compile=True,
+            eval_batch_size=max(self.batch_size, EVAL_BATCH_SIZE),
+        )
+        train.compile_model(self.model, self.train_cfg, self.execution)
+        batch = (np.zeros((1, n_features), np.float32), np.zeros((1, n_classes), np.float32))
+        self.model._symbolic_build(data_batch=batch)  # the metrics and optimizer variables, as fit() does
+        optimizer = self.model.optimizer
+        optimizer.build(self.model.trainable_variables)
+        self.metrics_reset = [v.value for v in self.model.metrics_variables]
+        lr_index = [v.name for v in optimizer.variables].index("learning_rate")
+        self.initial = (
+            stack([w[0] for w in weights]),
+            stack([w[1] for w in weights]),
+            stack(
+                [
+                    [
+                        jnp.asarray(c["train"]["learning_rate"], v.dtype) if i == lr_index else v.value
+                        for i, v in enumerate(optimizer.variables)
+                    ]
+                    for c in members.configs
+                ]
+            ),
+        )
+        self.epoch = jax.jit(
+            jax.vmap(self._epoch, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None)), donate_argnums=0
+        )
+        self.test = jax.jit(jax.vmap(self._test, in_axes=(0, 0, 0, 0, None, None)))
+        self.keep = jax.jit(jax.vmap(lambda take, new, old: where(take, new, old)))
+
+    def _build(self) -> keras.Model:
+        return train.build_model(
+            self.n_features,
+            self.n_classes,
+            hidden=list(self.model_cfg["hidden"]),
+            activation=self.model_cfg["activation"],
+            dropout=float(self.model_cfg["dropout"]),
+        )
+
+    def _steps(
+        self, step: Callable[..., Any], carry: Tree, rows: jax.Array, size: int, member: tuple[jax.Array, ...]
+    ) -> tuple[Tree, dict[str, jax.Array]]:
+        """Keras' step over `rows` in batches of `size`, the last one shorter as in fit(); the logs of the
+        last step are the epoch's, since the metrics accumulate from their reset."""
+        mean, std, x, y = member
+
+        def one(carry: Tree, batch_rows: jax.Array) -> tuple[Tree, dict[str, jax.Array]]:
+            logs, carry = step(carry, ((x[batch_rows] - mean) / std, y[batch_rows]))
+            return carry, logs
+
+        full = rows.shape[0] // size
+        logs: dict[str, jax.Array] = {}
+        if full:
+            carry, every = jax.lax.scan(one, carry, rows[: full * size].reshape(full, size))
+            logs = jax.tree.map(lambda v: v[-1], every)
+        if rows.shape[0] % size:
+            carry, logs = one(carry, rows[full * size :])
+        return carry, logs
+
+    def _epoch(
+        self,
+        state: Tree,
+        active: jax.Array,
+        key: jax.Array,
+        train_rows: jax.Array,
+        val_rows: jax.Array,
+        mean: jax.Array,
+        std: jax.Array,
+        x: jax.Array,
+        y: jax.Array,
+    ) -> tuple[Tree, dict[str, jax.Array], dict[str, jax.Array]]:
+        """One member's epoch and validation; a member that stopped keeps its state."""
+        shuffled = jax.random.permutation(key, train_rows)
+        carry, logs = self._steps(
+            self.model.train_step, (*state, self.metrics_reset), shuffled, self.batch_size, (mean, std, x, y)
+        )
+        state = where(active, tuple(carry[:3]), state)
+        return state, logs, self._evaluate(state[0], state[1], val_rows, (mean, std, x, y))
+
+    def _evaluate(
+        self, tv: Tree, ntv: Tree, rows: jax.Array, member: tuple[jax.Array, ...]
+    ) -> dict[str, Any]:
+        size = self.execution.eval_batch_size
+        return self._steps(self.model.test_step, (tv, ntv, self.metrics_reset), rows, size, member)[1]
+
+    def _test(
+        self, weights: Tree, rows: jax.Array, mean: jax.Array, std: jax.Array, x: jax.Array, y: jax.Array
+    ) -> tuple[dict[str, Any], jax.Array]:
+        tv, ntv = weights
+        logs = self._evaluate(tv, ntv, rows, (mean, std, x, y))
+        probabilities, _ntv = self.model.stateless_call(tv, ntv, (x[rows] - mean) / std, training=False)
+        return logs, jnp.argmax(probabilities, axis=-1)
+
+
+def stack(trees: Sequence[Tree]) -> Tree:
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def where(condition: jax.Array, new: Tree, old: Tree) -> Tree:
+    return jax.tree.map(lambda a, b: jnp.where(condition, a, b), new, old)
+
+
+class Population:
+    """The members' training in epochs: their history rows, early stopping, divergence, results, and the
+    stacked checkpoint after every epoch."""
+
+    def __init__(
+        self, sweep: SweepDir, program: Program, members: Members, x: np.ndarray, y: np.ndarray
+    ) -> None:
+        self.sweep, self.program, self.members = sweep, program, members
+        self.labels = y
+        self.objective = Objective.for_metrics(program.train_cfg["metrics"])
+        self.patience = int(program.train_cfg["early_stopping_patience"])
+        self.epochs = int(program.train_cfg["epochs"])
+        n = len(members.configs)
+        self.device_data = (
+            *(jnp.asarray(a) for a in (members.train_rows, members.val_rows, members.mean, members.std)),
+            jnp.asarray(x),
+            jnp.asarray(train.one_hot(y, program.n_classes)),
+        )
+        self.seeds = jnp.asarray([int(c["seed"]) for c in members.configs], jnp.uint32)
+        self.state = program.initial
+        # Early stopping restores the best weights (train.py: restore_best_weights=True); a copy, since the
+        # epoch function donates the state's buffers.
+        self.best = jax.tree.map(jnp.array, self.state[:2]) if self.patience else None
+        self.next_epoch = 0
+        self.active = np.ones(n, bool)
+        self.diverged_epoch = np.zeros(n, int)
+        self.best_value, self.wait, self.has_best = np.full(n, np.nan), np.zeros(n, int), np.zeros(n, bool)
+        self.seconds, self.session_epochs = np.zeros(n), np.zeros(n, int)
+
+    @property
+    def checkpoint_path(self) -> Any:
+        return self.sweep.population_checkpoint(self.members.run_ids)
+
+    def train(self, finish: Callable[[np.ndarray, Population], None]) -> None:
+        while self.active.any() and self.next_epoch < self.epochs:
+            finishing = self.run_epoch()
+            if finishing.any():
+                finish(finishing, self)
+            self.save()
+        self.checkpoint_path.unlink(missing_ok=True)
+
+    def run_epoch(self) -> np.ndarray:
+        """One epoch of every active member; returns the members that stopped at its end."""
+        epoch, ran = self.next_epoch, self.active.copy()
+        clock = time.perf_counter()
+        keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(s), epoch))(self.seeds)
+        self.state, logs, val_logs = self.program.epoch(self.state, jnp.asarray(ran), keys, *self.device_data)
+        values = {
+            k: np.asarray(v) for k, v in {**logs, **{f"val_{k}": v for k, v in val_logs.items()}}.items()
+        }
+        seconds = time.perf_counter() - clock
+        self.seconds[ran] += seconds / ran.sum()  # each member's share of the epoch
+        self.session_epochs[ran] += 1
+        for i in np.flatnonzero(ran):
+            append_row(
+                self.sweep.history(self.members.run_ids[i]), epoch, {k: v[i] for k, v in values.items()}
+            )
+        diverging = ran & np.array(
+            [diverged(loss, self.program.n_classes) for loss in values["loss"].tolist()]
+        )
+        self.diverged_epoch[diverging] = epoch + 1
+        stopping = (
+            self.early_stopping(ran, values[self.objective.name]) if self.patience else np.zeros_like(ran)
+        )
+        self.active = ran & ~diverging & ~stopping
+        self.next_epoch += 1
+        if self.next_epoch == self.epochs:
+            self.active[:] = False
+        print(
+            f"population of {len(ran)} epoch {epoch + 1}/{self.epochs}: {int(ran.sum())} trained, "
+            f"{self.objective.name} {np.nanmedian(values[self.objective.name]):.4g} median ({seconds:.1f} s)",
+            flush=True,
+        )
+        return ran & ~self.active
+
+    def early_stopping(self, ran: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """keras.callbacks.EarlyStopping per member: the first epoch counts as an improvement, `patience`
+        epochs without one stop the member; the best weights are kept for its test."""
+        better = np.greater if self.objective.direction == "max" else np.less
+        with np.errstate(invalid="ignore"):
+            improved = ran & (~self.has_best | better(current, self.best_value))
+        self.has_best |= improved
+        self.best_value[improved] = current[improved]
+        self.wait[ran] += 1
+        self.wait[improved] = 0
+        self.best = self.program.keep(jnp.asarray(improved), self.state[:2], self.best)
+        stopping: np.ndarray = ran & ~improved & (self.wait >= self.patience) & (self.next_epoch > 0)
+        return stopping
+
+    def save(self) -> None:
+        """One file for the stacked state and the bookkeeping, written atomically after the epoch's rows."""
+        meta = {
+            "members": self.members.run_ids,
+            "next_epoch": self.next_epoch,
+            **{name: getattr(self, name).tolist() for name in CHECKPOINTED},
+        }
+        buffer = io.BytesIO()
+        np.savez(buffer, *map(np.asarray, jax.tree.leaves((self.state, self.best))), meta=json.dumps(meta))
+        write_bytes(self.checkpoint_path, buffer.getvalue())
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        meta = json.loads(str(saved["meta"]))
+        leaves, treedef = jax.tree.flatten((self.state, self.best))
+        self.state, self.best = jax.tree.unflatten(
+            treedef, [jnp.asarray(saved[f"arr_{i}"]) for i in range(len(leaves))]
+        )
+        self.next_epoch = int(meta["next_epoch"])
+        for name in CHECKPOINTED:
+            setattr(self, name, np.asarray(meta[name], getattr(self, name).dtype))
+        # Killed after a member's result.json but before the checkpoint: it stays finished.
+        self.active &= [recorded_status(self.sweep, r) not in FINISHED for r in self.members.run_ids]
+
+
+CHECKPOINTED = ("active", "diverged_epoch", "best_value", "wait", "has_best")
+
+
+def append_row(path: Any, epoch: int, values: dict[str, np.ndarray]) -> None:
+    """One history.csv row as keras.callbacks.CSVLogger writes it: epoch, then the sorted log names."""
+    row = {"epoch": epoch, **{k: values[k].item() for k in sorted(values)}}
+    header = not path.exists() or path.stat().st_size == 0
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if header:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def train_population(sweep: SweepDir, run_ids: Sequence[str]) -> dict[str, str]:
+    """Train runs of one population key together; write each member's history.csv and result.json.
+
+    A checkpoint of this same population (a requeued task) resumes it; without one, members that already
+    finished are left out and the others start from epoch 0.
+    """
+    configs = {r: read_json(sweep.config(r)) for r in run_ids}
+    keys = {population_key(c) for c in configs.values()}
+    if len(keys) != 1 or None in keys:
+        raise ValueError(
+            "Expected the runs of one population (JAX, the same settings but seed and learning rate). "
+            f"Received: {', '.join(run_ids)}"
+        )
+    backend = keras.backend.backend()
+    if backend != "jax":
+        raise RuntimeError(f"Expected the jax Keras backend for a population. Received: {backend!r}")
+    started = now()
+    path = sweep.population_checkpoint(list(run_ids))
+    saved = dict(np.load(path, allow_pickle=False)) if path.is_file() else None
+    if saved is not None:
+        members_ids = json.loads(str(saved["meta"]))["members"]
+    else:
+        members_ids = [r for r in run_ids if recorded_status(sweep, r) not in FINISHED]
+        for run_id in members_ids:
+            sweep.history(run_id).unlink(missing_ok=True)
+    first = configs[run_ids[0]]
+    x, y = data.load(first["data"]["source"])
+    n_classes = data.check_labels(y, first["data"]["source"])
+    members = Members.split([configs[r] for r in members_ids], x)
+    device, capability = train.probe_device(backend)
+    policy = choose_policy(first["train"]["precision"], capability)
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        program = Program(members, x.shape[1], n_classes)
+        population = Population(sweep, program, members, x, y)
+        if saved is not None:
+            population.restore(saved)
+        population.train(Results(backend, device, policy, started).write)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    return {r: recorded_status(sweep, r) or "FAILED" for r in run_ids}
+
+
+@dataclass(frozen=True)
+class Results:
+    """The result.json of members that stopped, tested on their best (early stopping) or last weights."""
+
+    backend: str
+    device: str
+    policy: str
+    started: str
+
+    def write(self, which: np.ndarray, population: Population) -> None:
+        program, members = population.program, population.members
+        weights = population.best if population.best is not None else population.state[:2]
+        _, _, mean, std, x, y = population.device_data
+        logs, predicted = program.test(weights, jnp.asarray(members.test_rows), mean, std, x, y)
+        logs, predicted = {k: np.asarray(v) for k, v in logs.items()}, np.asarray(predicted)
+        for i in np.flatnonzero(which):
+            config = members.configs[i]
+            run_id = config["run_id"]
+            truth = population.labels[members.test_rows[i]]
+            test = {
+                **{k: v[i].item() for k, v in logs.items()},
+                **scores.macro_scores(truth, predicted[i], program.n_classes),
+            }
+            result = build_result(
+                config,
+                summarize_history(pd.read_csv(population.sweep.history(run_id)), population.objective),
+                diverged_epoch=int(population.diverged_epoch[i]) or None,
+                test=test,
+                params=program.model.count_params(),
+                session_epochs=int(population.session_epochs[i]),
+                session_seconds=float(population.seconds[i]),
+                n_train=members.train_rows.shape[1],
+                precision_policy=self.policy,
+                execution=program.execution,
+                backend=self.backend,
+                device=self.device,
+                versions=train.versions(self.backend),
+                started=self.started,
+                finished=now(),
+            )
+            write_json(population.sweep.result(run_id), {**result, "population": len(members.configs)})
