@@ -1,0 +1,267 @@
+"""Population training (hpcjobs/population.py): which runs train together, and, on JAX in a subprocess (Keras
+picks its backend once per process and the other Keras tests use TensorFlow), that every member keeps the
+semantics of a run trained alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpcjobs import plan, worker
+from hpcjobs.layout import SweepDir, read_json, write_json
+from tests.conftest import REPO
+
+METRICS = ["categorical_accuracy", "mean_squared_error", "mean_absolute_error"]
+
+
+def config(run_id: str, seed: int, source: str, **train: Any) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "sweep": "toy",
+        "backend": "jax",
+        "seed": seed,
+        "data": {"source": source, "test_fraction": 0.2, "validation_fraction": 0.1},
+        "model": {"hidden": [8, 4], "activation": "relu", "dropout": 0.0},
+        "train": {
+            "epochs": 2,
+            "batch_size": 16,
+            "optimizer": "adam",
+            "learning_rate": 0.01,
+            "metrics": METRICS,
+            "precision": "auto",
+            "early_stopping_patience": 0,
+            "steps_per_execution": "auto",
+            "population": "auto",
+            **train,
+        },
+    }
+
+
+# --- which runs train together (pure) ------------------------------------------------------------
+
+
+def test_population_key_ignores_seed_and_learning_rate_only():
+    base = config("a", 0, "moons")
+    assert plan.population_key(base) == plan.population_key(config("b", 7, "moons", learning_rate=0.3))
+    assert plan.population_key(base) != plan.population_key(config("c", 0, "moons", epochs=3))
+    assert plan.population_key(base) != plan.population_key({**base, "model": {**base["model"], "hidden": [8]}})
+    assert plan.population_key(config("d", 0, "moons", population="off")) is None
+    assert plan.population_key({**base, "backend": "tensorflow"}) is None
+
+
+def test_populations_group_by_key_in_order_and_respect_the_cap():
+    configs = {
+        "a0": config("a0", 0, "moons"),
+        "b0": config("b0", 0, "moons", epochs=5),
+        "a1": config("a1", 1, "moons", learning_rate=0.1),
+        "off": config("off", 0, "moons", population="off"),
+        "a2": config("a2", 2, "moons"),
+        "b1": config("b1", 1, "moons", epochs=5),
+    }
+    assert plan.populations(configs, 8) == [["a0", "a1", "a2"], ["b0", "b1"], ["off"]]
+    assert plan.populations(configs, 2) == [["a0", "a1"], ["a2"], ["b0", "b1"], ["off"]]
+
+
+def test_population_cap_from_memory():
+    lesson = ([256, 128], 784, 10, 128)
+    assert plan.population_cap(*lesson, memory=80 * 2**30) == plan.MAX_POPULATION
+    assert 1 < plan.population_cap(*lesson, memory=2**30) < plan.MAX_POPULATION
+    assert plan.population_cap(*lesson, memory=2**20) == 1  # never zero: a run always trains
+
+
+def test_a_lane_trains_its_populations_together_and_other_runs_alone(tmp_path, monkeypatch):
+    sweep = SweepDir(tmp_path)
+    configs = [config("a0", 0, "moons"), config("a1", 1, "moons"), config("off", 0, "moons", population="off")]
+    for c in configs:
+        write_json(sweep.config(c["run_id"]), c)
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(worker, "run_one", lambda s, r: calls.append((r,)) or "COMPLETED")
+    monkeypatch.setattr(worker, "run_population", lambda s, rs: calls.append(tuple(rs)) or dict.fromkeys(rs, "DIVERGED"))
+    outcomes = worker.run_lane(sweep, ["off", "a0", "a1"])
+    assert calls == [("off",), ("a0", "a1")]
+    assert outcomes == {"off": "COMPLETED", "a0": "DIVERGED", "a1": "DIVERGED"}
+
+
+# --- training on JAX, in subprocesses --------------------------------------------------------------
+
+
+def run_python(code: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def write_sweep(root: Path, configs: list[dict[str, Any]]) -> SweepDir:
+    sweep = SweepDir(root)
+    for c in configs:
+        write_json(sweep.config(c["run_id"]), c)
+    return sweep
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> dict[str, SweepDir]:
+    """Tiny seeded sweeps (64 samples), trained by worker.run_lane in one JAX process; the last one is killed
+    (os._exit, as a node failure would) right after its second epoch's checkpoint."""
+    root = tmp_path_factory.mktemp("population")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 2))
+    source = str(root / "toy.npz")
+    np.savez(source, x=x, y=(x[:, 0] + x[:, 1] > 0).astype(int))
+    sweeps = {
+        "plain": write_sweep(root / "plain", [config(f"s{s}", s, source) for s in range(3)]),
+        "diverged": write_sweep(
+            root / "diverged",
+            [config("ok0", 0, source), config("bad", 1, source, learning_rate=1e30), config("ok2", 2, source)],
+        ),
+        "early": write_sweep(
+            root / "early",
+            [
+                config(f"e{s}", s, source, epochs=30, early_stopping_patience=2, learning_rate=lr)
+                for s, lr in enumerate([0.3, 0.003, 0.001, 0.1])
+            ],
+        ),
+        "whole": write_sweep(root / "whole", [config(f"r{s}", s, source, epochs=4) for s in range(2)]),
+        "killed": write_sweep(root / "killed", [config(f"r{s}", s, source, epochs=4) for s in range(2)]),
+    }
+    lanes = {name: sorted(p.name for p in (sweep.root / "runs").iterdir()) for name, sweep in sweeps.items()}
+    proc = run_python(
+        f"""
+        import os
+        from pathlib import Path
+        from hpcjobs import population, worker
+        from hpcjobs.layout import SweepDir
+        lanes = {lanes!r}
+        for name in ("plain", "diverged", "early", "whole"):
+            worker.run_lane(SweepDir(Path({str(root)!r}) / name), lanes[name])
+        save = population.Population.save
+        def save_then_die(self):
+            save(self)
+            if self.next_epoch == 2:
+                os._exit(3)
+        population.Population.save = save_then_die
+        worker.run_lane(SweepDir(Path({str(root)!r}) / "killed"), lanes["killed"])
+        """
+    )
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    return sweeps
+
+
+def history(sweep: SweepDir, run_id: str) -> pd.DataFrame:
+    return pd.read_csv(sweep.history(run_id))
+
+
+@pytest.mark.keras
+def test_each_member_writes_the_history_and_result_of_a_run_trained_alone(toy):
+    sweep = toy["plain"]
+    for run_id in ("s0", "s1", "s2"):
+        rows = history(sweep, run_id)
+        # keras.callbacks.CSVLogger's columns: epoch, then the sorted training and validation log names.
+        assert list(rows.columns) == ["epoch", *sorted(["loss", *METRICS, "val_loss", *(f"val_{m}" for m in METRICS)])]
+        assert rows["epoch"].tolist() == [0, 1]
+        result = read_json(sweep.result(run_id))
+        assert result["status"] == "COMPLETED" and result["epochs_done"] == 2 and result["population"] == 3
+        assert result["best_epoch"] in (1, 2) and result["monitor"] == "val_categorical_accuracy"
+        best = rows.iloc[result["best_epoch"] - 1]
+        assert result["best"]["val_loss"] == pytest.approx(best["val_loss"])
+        assert set(result["test"]) == {"loss", *METRICS, "accuracy", "precision_macro", "recall_macro", "f1_macro"}
+        assert result["samples_per_second"] > 0 and result["backend"] == "jax" and result["seed"] == int(run_id[1])
+        assert result["config"] == read_json(sweep.config(run_id))
+    # Own initialisation, split and shuffling: no two members learn the same.
+    losses = {history(sweep, r)["loss"].iloc[-1] for r in ("s0", "s1", "s2")}
+    assert len(losses) == 3
+    assert not (sweep.root / "populations").exists() or not any((sweep.root / "populations").iterdir())
+
+
+@pytest.mark.keras
+def test_a_member_whose_loss_is_not_finite_is_diverged_and_the_others_go_on(toy):
+    sweep = toy["diverged"]
+    bad = read_json(sweep.result("bad"))
+    assert bad["status"] == "DIVERGED" and bad["diverged_epoch"] == 1
+    assert len(history(sweep, "bad")) == 1  # the row of the epoch that diverged, as DivergenceStop leaves it
+    for run_id in ("ok0", "ok2"):
+        assert read_json(sweep.result(run_id))["status"] == "COMPLETED"
+        rows = history(sweep, run_id)
+        assert len(rows) == 2 and np.isfinite(rows["loss"]).all()
+
+
+@pytest.mark.keras
+def test_early_stopping_stops_a_member_not_the_population(toy):
+    sweep = toy["early"]
+    lengths = {}
+    for run_id in ("e0", "e1", "e2", "e3"):
+        result = read_json(sweep.result(run_id))
+        rows = history(sweep, run_id)
+        lengths[run_id] = len(rows)
+        assert result["status"] == "COMPLETED" and result["epochs_done"] == len(rows)
+        if len(rows) < 30:
+            # keras.callbacks.EarlyStopping: `patience` epochs without a better val accuracy than the best.
+            best = rows["val_categorical_accuracy"].iloc[: len(rows) - 2].max()
+            assert (rows["val_categorical_accuracy"].iloc[-2:] <= best).all()
+    assert min(lengths.values()) < max(lengths.values()), lengths  # members stopped at different epochs
+
+
+@pytest.mark.keras
+def test_a_killed_population_resumes_with_every_epoch_once_and_as_if_never_stopped(toy):
+    killed, whole = toy["killed"], toy["whole"]
+    assert [len(history(killed, r)) for r in ("r0", "r1")] == [2, 2]
+    assert not killed.result("r0").exists()
+    proc = run_python(
+        f"""
+        from pathlib import Path
+        from hpcjobs import worker
+        from hpcjobs.layout import SweepDir
+        print(worker.run_lane(SweepDir(Path({str(killed.root)!r})), ["r0", "r1"]))
+        """
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "population of 2 epoch 3/4" in proc.stdout and "epoch 1/4" not in proc.stdout
+    for run_id in ("r0", "r1"):
+        resumed, uninterrupted = history(killed, run_id), history(whole, run_id)
+        assert resumed["epoch"].tolist() == [0, 1, 2, 3]
+        pd.testing.assert_frame_equal(resumed, uninterrupted)
+        result = read_json(killed.result(run_id))
+        assert result["status"] == "COMPLETED" and result["epochs_done"] == 4
+    assert not any((killed.root / "populations").iterdir())
+
+
+@pytest.mark.keras
+def test_members_match_independent_keras_fits_statistically(tmp_path):
+    """16 seeds of the digits MLP: as one population, and as 16 train.py runs (train.population = "off").
+    The mean final validation accuracy agrees within the independent fits' standard error."""
+    seeds = range(16)
+
+    def digits(run_id: str, seed: int, population: str) -> dict[str, Any]:
+        c = config(run_id, seed, "digits", epochs=8, batch_size=64, learning_rate=3e-3, population=population)
+        return {**c, "model": {**c["model"], "hidden": [32]}}
+
+    together = write_sweep(tmp_path / "together", [digits(f"p{s}", s, "auto") for s in seeds])
+    alone = write_sweep(tmp_path / "alone", [digits(f"a{s}", s, "off") for s in seeds])
+    proc = run_python(
+        f"""
+        from pathlib import Path
+        from hpcjobs import worker
+        from hpcjobs.layout import SweepDir
+        worker.run_lane(SweepDir(Path({str(together.root)!r})), {[f"p{s}" for s in seeds]!r})
+        worker.run_lane(SweepDir(Path({str(alone.root)!r})), {[f"a{s}" for s in seeds]!r})
+        """
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    final = {
+        name: np.array([history(sweep, f"{name[0]}{s}")["val_categorical_accuracy"].iloc[-1] for s in seeds])
+        for name, sweep in (("p", together), ("a", alone))
+    }
+    assert read_json(together.result("p0"))["population"] == 16 and "population" not in read_json(alone.result("a0"))
+    standard_error = final["a"].std(ddof=1) / np.sqrt(len(final["a"]))
+    assert abs(final["p"].mean() - final["a"].mean()) <= standard_error, (final, standard_error)
+    assert final["p"].mean() > 0.8  # both learned: the digits MLP reaches ~0.9 in 8 epochs
+    print(json.dumps({k: [round(v.mean(), 4), round(v.std(ddof=1), 4)] for k, v in final.items()}))
