@@ -53,7 +53,9 @@ def test_population_key_ignores_seed_and_learning_rate_only():
     base = config("a", 0, "moons")
     assert plan.population_key(base) == plan.population_key(config("b", 7, "moons", learning_rate=0.3))
     assert plan.population_key(base) != plan.population_key(config("c", 0, "moons", epochs=3))
-    assert plan.population_key(base) != plan.population_key({**base, "model": {**base["model"], "hidden": [8]}})
+    assert plan.population_key(base) != plan.population_key(
+        {**base, "model": {**base["model"], "hidden": [8]}}
+    )
     assert plan.population_key(config("d", 0, "moons", population="off")) is None
     assert plan.population_key({**base, "backend": "tensorflow"}) is None
 
@@ -80,12 +82,18 @@ def test_population_cap_from_memory():
 
 def test_a_lane_trains_its_populations_together_and_other_runs_alone(tmp_path, monkeypatch):
     sweep = SweepDir(tmp_path)
-    configs = [config("a0", 0, "moons"), config("a1", 1, "moons"), config("off", 0, "moons", population="off")]
+    configs = [
+        config("a0", 0, "moons"),
+        config("a1", 1, "moons"),
+        config("off", 0, "moons", population="off"),
+    ]
     for c in configs:
         write_json(sweep.config(c["run_id"]), c)
     calls: list[tuple[str, ...]] = []
     monkeypatch.setattr(worker, "run_one", lambda s, r: calls.append((r,)) or "COMPLETED")
-    monkeypatch.setattr(worker, "run_population", lambda s, rs: calls.append(tuple(rs)) or dict.fromkeys(rs, "DIVERGED"))
+    monkeypatch.setattr(
+        worker, "run_population", lambda s, rs: calls.append(tuple(rs)) or dict.fromkeys(rs, "DIVERGED")
+    )
     outcomes = worker.run_lane(sweep, ["off", "a0", "a1"])
     assert calls == [("off",), ("a0", "a1")]
     assert outcomes == {"off": "COMPLETED", "a0": "DIVERGED", "a1": "DIVERGED"}
@@ -97,7 +105,11 @@ def test_a_lane_trains_its_populations_together_and_other_runs_alone(tmp_path, m
 def run_python(code: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -121,7 +133,11 @@ def toy(tmp_path_factory) -> dict[str, SweepDir]:
         "plain": write_sweep(root / "plain", [config(f"s{s}", s, source) for s in range(3)]),
         "diverged": write_sweep(
             root / "diverged",
-            [config("ok0", 0, source), config("bad", 1, source, learning_rate=1e30), config("ok2", 2, source)],
+            [
+                config("ok0", 0, source),
+                config("bad", 1, source, learning_rate=1e30),
+                config("ok2", 2, source),
+            ],
         ),
         "early": write_sweep(
             root / "early",
@@ -166,15 +182,29 @@ def test_each_member_writes_the_history_and_result_of_a_run_trained_alone(toy):
     for run_id in ("s0", "s1", "s2"):
         rows = history(sweep, run_id)
         # keras.callbacks.CSVLogger's columns: epoch, then the sorted training and validation log names.
-        assert list(rows.columns) == ["epoch", *sorted(["loss", *METRICS, "val_loss", *(f"val_{m}" for m in METRICS)])]
+        assert list(rows.columns) == [
+            "epoch",
+            *sorted(["loss", *METRICS, "val_loss", *(f"val_{m}" for m in METRICS)]),
+        ]
         assert rows["epoch"].tolist() == [0, 1]
         result = read_json(sweep.result(run_id))
         assert result["status"] == "COMPLETED" and result["epochs_done"] == 2 and result["population"] == 3
         assert result["best_epoch"] in (1, 2) and result["monitor"] == "val_categorical_accuracy"
         best = rows.iloc[result["best_epoch"] - 1]
         assert result["best"]["val_loss"] == pytest.approx(best["val_loss"])
-        assert set(result["test"]) == {"loss", *METRICS, "accuracy", "precision_macro", "recall_macro", "f1_macro"}
-        assert result["samples_per_second"] > 0 and result["backend"] == "jax" and result["seed"] == int(run_id[1])
+        assert set(result["test"]) == {
+            "loss",
+            *METRICS,
+            "accuracy",
+            "precision_macro",
+            "recall_macro",
+            "f1_macro",
+        }
+        assert (
+            result["samples_per_second"] > 0
+            and result["backend"] == "jax"
+            and result["seed"] == int(run_id[1])
+        )
         assert result["config"] == read_json(sweep.config(run_id))
     # Own initialisation, split and shuffling: no two members learn the same.
     losses = {history(sweep, r)["loss"].iloc[-1] for r in ("s0", "s1", "s2")}
@@ -260,7 +290,9 @@ def test_members_match_independent_keras_fits_statistically(tmp_path):
         name: np.array([history(sweep, f"{name[0]}{s}")["val_categorical_accuracy"].iloc[-1] for s in seeds])
         for name, sweep in (("p", together), ("a", alone))
     }
-    assert read_json(together.result("p0"))["population"] == 16 and "population" not in read_json(alone.result("a0"))
+    assert read_json(together.result("p0"))["population"] == 16 and "population" not in read_json(
+        alone.result("a0")
+    )
     standard_error = final["a"].std(ddof=1) / np.sqrt(len(final["a"]))
     assert abs(final["p"].mean() - final["a"].mean()) <= standard_error, (final, standard_error)
     assert final["p"].mean() > 0.8  # both learned: the digits MLP reaches ~0.9 in 8 epochs
