@@ -110,6 +110,11 @@ class SlurmBackend:
         if subs:
             _run(["scancel", *[s.job_id for s in subs]])
 
+    def follow_up(self, sweep: SweepDir, after: Sequence[str], settings: dict[str, Any]) -> str:
+        root = str(sweep.root.resolve())
+        argv = slurm.promote_argv(root, settings, after, self.python, str(sweep.promote_log.resolve()))
+        return slurm.parse_sbatch_parsable(_run(argv))
+
 
 def _alive(pid: int) -> bool:
     """A live process (a zombie left by a finished child of this process counts as gone)."""
@@ -164,6 +169,9 @@ class LocalBackend:
             if _alive(int(sub.job_id)):
                 os.kill(int(sub.job_id), signal.SIGINT)
 
+    def follow_up(self, sweep: SweepDir, after: Sequence[str], settings: dict[str, Any]) -> None:
+        """Local workers cannot hold a job back: `submit --wait` or `hpcjobs promote` drives the search."""
+
 
 @dataclass
 class FakeBackend:
@@ -177,6 +185,7 @@ class FakeBackend:
     scripted: States = field(default_factory=dict)
     submitted: list[Submission] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
+    followed: list[list[str]] = field(default_factory=list)  # the jobs each follow-up waits for
     state_calls: int = 0
     down: bool = False
 
@@ -208,6 +217,10 @@ class FakeBackend:
 
     def cancel(self, subs: Sequence[Submission]) -> None:
         self.cancelled.extend(s.job_id for s in subs)
+
+    def follow_up(self, sweep: SweepDir, after: Sequence[str], settings: dict[str, Any]) -> str:
+        self.followed.append(list(after))
+        return f"promote-{len(self.followed)}"
 
 
 def auto(executor: str = "auto") -> Backend:

@@ -181,7 +181,53 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
         jobs = ", ".join(s.job_id for s in outcome.submissions)
         click.echo(f"{name}: submitted {plan} (jobs {jobs}) into {outcome.sweep.root}")
     if wait:
-        _watch(outcome.sweep, 2.0 if backend.name == "local" else 5.0, 30.0)
+        interval = 2.0 if backend.name == "local" else 5.0
+        _watch(outcome.sweep, interval, 30.0)
+        _drive(outcome.sweep, interval)
+
+
+def _drive(sweep: layout.SweepDir, interval: float) -> None:
+    """A halving search: promote each rung as it ends, until the search does. On Slurm the dependent jobs
+    do the same (the sweep lock makes the two take turns); on the local executor nothing else would."""
+    from . import promote as promoting
+    from . import search
+
+    if search.read(sweep) is None:
+        return
+    while True:
+        promotion = promoting.promote(sweep, backends.for_executor)
+        click.echo(f"{sweep.name}: {promotion.decision.reason}")
+        if promotion.ended or promotion.decision.kind == "stalled":
+            return
+        _watch(sweep, interval, 30.0)
+
+
+@cli.command()
+@click.argument("name")
+@results_option
+@click.option(
+    "--executor",
+    type=click.Choice(["slurm", "local"]),
+    default=None,
+    help="Default: the executor of the last submission.",
+)
+@handle_errors
+def promote(name: str, results: Path | None, executor: str | None) -> None:
+    """Advance a halving search: rank the rung that ended, stop the runs below the cut, submit the rest
+    to continue from their backups.
+
+    On Slurm a small dependent job runs this after each rung; by hand it does the same, and running it
+    twice promotes once.
+
+    \b
+    Example:
+      hpcjobs promote mnist-quest
+    """
+    from . import promote as promoting
+
+    promotion = promoting.promote(layout.sweep_dir(name, results), backends.for_executor, executor)
+    jobs = ", ".join(s.job_id for s in promotion.submissions)
+    click.echo(f"{name}: {promotion.decision.reason}" + (f" (jobs {jobs})" if jobs else ""))
 
 
 @cli.command("status")

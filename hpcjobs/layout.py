@@ -3,6 +3,7 @@
 results/<name>/
     sweep.toml        the sweep file as submitted
     manifest.json     runs, their settings, and every submission (job ids, which run is which task)
+    search.json       a halving search: its rungs, what each trained and ranked, why it ended
     runs/<run id>/    config.json, history.csv (one row per epoch), result.json, backup/ (resume state)
     populations/      the resume state of runs trained together as one population (JAX)
     submitit/         submitit's pickles and job logs
@@ -62,6 +63,16 @@ class SweepDir:
     @property
     def manifest(self) -> Path:
         return self.root / MANIFEST
+
+    @property
+    def search_state(self) -> Path:
+        """A halving search's rungs and rankings (search.py)."""
+        return self.root / "search.json"
+
+    @property
+    def promote_log(self) -> Path:
+        """The output of the dependent `hpcjobs promote` jobs; %j is Slurm's job id."""
+        return self.submitit_dir / "promote_%j.out"
 
     @property
     def submitit_dir(self) -> Path:

@@ -23,6 +23,7 @@ STATE_STYLE = {
     RunState.SUBMITTED: "yellow",
     RunState.REQUEUED: "yellow",
     RunState.DIVERGED: "magenta",
+    RunState.PRUNED: "dim",
     RunState.NOT_SUBMITTED: "dim",
 }
 
@@ -113,6 +114,7 @@ def status_columns(runs: list[RunStatus], short: bool) -> list[columns.Column]:
             "state", [r.state for r in runs], priority=100, keep=True, styles=[_style(r.state) for r in runs]
         ),
         Col("epochs", [f"{r.epochs_done}/{r.epochs}" for r in runs], right=True, priority=100, keep=True),
+        Col("rung", [r.rung for r in runs], right=True, priority=60),
         Col(metric, values, right=True, priority=100, keep=True),
         Col("elapsed", [r.elapsed for r in runs], right=True, priority=20),
         Col("job", [r.job for r in runs], priority=10),
@@ -139,6 +141,8 @@ def status_table(
     """Counts, then a row per run: at most `limit` rows, the runs that need a look first; within `width`
     columns (None: every column whole) and `height` lines (None: as many as it takes)."""
     parts: list[Any] = [counts_line(st)]
+    if st.search:
+        parts.append(Text(f"search: {st.search}"))
     if st.warning:
         parts.append(Text(f"warning: {st.warning}", style="yellow"))
     # Lines besides the rows: the ones above, the header and its rule, two notes and the cursor's line.

@@ -210,3 +210,29 @@ def export_script(sweep_root: str, settings: dict[str, Any], job_name: str, n_ru
     # submitit's own marker: these tasks are not submitit's, and its job environment must not think so.
     script = script.replace("export SUBMITIT_EXECUTOR=slurm\n", "")
     return script.replace("#!/bin/bash\n", "#!/bin/bash\n" + header, 1)
+
+
+# The dependent job that advances a search: it reads results and calls sbatch, so it needs little.
+PROMOTE_RESOURCES = ("--time=00:10:00", "--cpus-per-task=1", "--mem=2G")
+
+
+def promote_argv(
+    sweep_root: str, settings: dict[str, Any], after: Sequence[str], python: str, log: str
+) -> list[str]:
+    """sbatch arguments of the small job that runs `hpcjobs promote` once the arrays `after` have ended,
+    however they ended (afterany): promote itself tells a finished rung from a broken one."""
+    argv = [
+        "sbatch",
+        "--parsable",
+        f"--dependency=afterany:{':'.join(after)}",
+        f"--job-name=hpcjobs-promote-{sweep_root.rstrip('/').rsplit('/', 1)[-1]}",
+        *PROMOTE_RESOURCES,
+        f"--output={log}",
+    ]
+    argv += [f"--{key}={settings[key]}" for key in ("partition", "account", "qos") if settings.get(key)]
+    return [*argv, "--wrap", f"exec {shlex.quote(python)} -m hpcjobs promote {shlex.quote(sweep_root)}"]
+
+
+def parse_sbatch_parsable(text: str) -> str:
+    """`sbatch --parsable` prints `123` or `123;cluster`: the job id."""
+    return text.strip().splitlines()[-1].split(";")[0]

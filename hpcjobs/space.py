@@ -221,8 +221,9 @@ def check_draws(search: Search, space: Mapping[str, Dist], grid_keys: list[str],
         raise SpaceError(
             'train.early_stopping_patience: expected 0 with search.method = "halving" (its rungs stop runs)'
         )
-    if search.method == "halving" and "train.metrics" in grid_keys:
-        raise SpaceError('sweep."train.metrics": expected one objective for every configuration of a halving')
+    for key, why in (("train.metrics", "one objective"), ("train.epochs", "one epoch budget")):
+        if search.method == "halving" and key in grid_keys:
+            raise SpaceError(f'sweep."{key}": expected {why} for every configuration of a halving search')
     both = [key for key in space if key in grid_keys]
     if both:
         raise SpaceError(f"'{both[0]}' is in both [sweep] and [space]: expected it in one of them")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import history, layout, locks, manifest
+from . import history, layout, locks, manifest, search
 from .history import Progress
 from .manifest import Submission
 from .results import read as read_result
@@ -34,6 +34,7 @@ class RunStatus:
     elapsed: str
     job: str
     note: str = ""
+    rung: str = ""  # a halving search's: "2/3", the highest rung the run reached of all rungs
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class SweepStatus:
     runs: list[RunStatus]
     warning: str = ""
     problems: list[str] = field(default_factory=list)  # one line per file that could not be used
+    search: str = ""  # a halving search: where it stands, or why it ended
 
     @property
     def counts(self) -> dict[str, int]:
@@ -171,6 +173,8 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
         results[run_id], why = read_result(sweep.result(run_id))
         if why:
             problems.append(f"{sweep.result(run_id)}: unreadable ({why})")
+    plan = search.read(sweep)
+    rung_of = plan.rung_of() if plan else {}
     out = []
     for run in man.runs:
         run_id = run["run_id"]
@@ -193,6 +197,7 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
             note = _last_line(sweep.job_log(sub.job_name(task)))
         objective = Objective.logged_in(progress.last)
         metric = objective.name if objective else ""
+        rung = rung_of.get(run_id)
         out.append(
             RunStatus(
                 run_id,
@@ -200,12 +205,13 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
                 run["seed"],
                 state,
                 progress.epochs_done,
-                run["settings"]["train"]["epochs"],
+                run["settings"]["train"]["epochs"] if plan is None or rung is None else plan.epochs[rung],
                 metric,
                 progress.last.get(metric),
                 elapsed(result, row, state),
                 sub.job_name(task) if sub else "",
                 note,
+                "" if plan is None or rung is None else f"{rung + 1}/{len(plan.epochs)}",
             )
         )
-    return SweepStatus(man.name, out, "; ".join(warnings), problems)
+    return SweepStatus(man.name, out, "; ".join(warnings), problems, search.where(plan) if plan else "")

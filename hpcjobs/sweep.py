@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import layout, locks, manifest, slurm, status
+from . import layout, locks, manifest, search, slurm, status
 from .manifest import Manifest, Submission
 from .scheduler import Backend
 from .spec import DATASETS, Run, Spec, data_sources, expand, load_spec, mlp_params
@@ -125,10 +125,6 @@ class Prepared:
 def _prepare(sweep_file: Path, results: str | Path | None) -> Prepared:
     """Everything that can be checked before a byte is written."""
     spec = load_spec(sweep_file)
-    if spec.search.method == "halving":
-        raise SweepError(
-            f'{sweep_file}: search.method = "halving" cannot be submitted yet: expected "random"'
-        )
     runs = expand(spec)
     settings = slurm.packing(spec.slurm, max_params(runs, check_data(spec, str(sweep_file))))
     root = layout.results_root(results)
@@ -141,8 +137,17 @@ def _prepare(sweep_file: Path, results: str | Path | None) -> Prepared:
 def _write_new(p: Prepared, sweep_file: Path) -> Manifest:
     layout.make_private_dir(p.sweep.root)
     layout.write_text(p.sweep.sweep_file, sweep_file.read_text())
+    state = None
+    if p.spec.search.method == "halving":
+        budget = p.spec.settings["train"]["epochs"]
+        state = search.start(p.spec.search.min_epochs, p.spec.search.eta, budget, [r.run_id for r in p.runs])
     for run in p.runs:
-        layout.write_json(p.sweep.config(run.run_id), run.config(p.spec.name, p.spec.backend))
+        config = run.config(p.spec.name, p.spec.backend)
+        layout.write_json(
+            p.sweep.config(run.run_id), search.rung_config(config, state.epochs[0]) if state else config
+        )
+    if state:
+        search.write(p.sweep, state)
     man = Manifest.new(p.spec.name, p.spec.backend, p.runs, p.settings)
     manifest.write(p.sweep, man)
     return man
@@ -196,6 +201,7 @@ def _submit_and_record(p: Prepared, sweep_file: Path, outcome: Outcome, backend:
             shutil.rmtree(p.sweep.root, ignore_errors=True)
         raise
     _set_aside(p.sweep, outcome.to_submit)
+    follow_search(p.sweep, backend, outcome.submissions, p.settings)
 
 
 def _record(sweep: layout.SweepDir, man: Manifest, backend: Backend, subs: list[Submission]) -> None:
@@ -209,9 +215,29 @@ def _record(sweep: layout.SweepDir, man: Manifest, backend: Backend, subs: list[
         raise
 
 
+def follow_search(
+    sweep: layout.SweepDir, backend: Backend, subs: list[Submission], settings: dict[str, Any]
+) -> None:
+    """A halving search's arrays join its current rung, and a dependent job promotes it when they end."""
+    state = search.read(sweep)
+    if state is None or not subs:
+        return
+    jobs = [s.job_id for s in subs]
+    state.rungs[-1].jobs.extend(jobs)
+    follower = backend.follow_up(sweep, jobs, settings)
+    if follower:
+        state.rungs[-1].promote_jobs.append(follower)
+    search.write(sweep, state)
+
+
 def export_sbatch(sweep_file: Path, results: str | Path | None, python: str) -> Path:
     """Write the sweep folder and a plain sbatch array script (one run per array task) to submit by hand."""
     p = _prepare(sweep_file, results)
+    if p.spec.search.method == "halving":
+        raise SweepError(
+            f'{sweep_file}: export-sbatch trains every run once: expected search.method "grid" or "random" '
+            f"(submit a halving search with `hpcjobs submit`)"
+        )
     with locks.sweep_lock(p.sweep):
         p.old = _existing(p.sweep, p.spec, p.runs)
         if p.old is None:
@@ -241,6 +267,7 @@ def resubmit(
             outcome.submissions = backend.submit(sweep, outcome.tasks, man.slurm)
             _record(sweep, man, backend, outcome.submissions)
             _set_aside(sweep, todo)
+            follow_search(sweep, backend, outcome.submissions, man.slurm)
     return outcome
 
 

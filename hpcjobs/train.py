@@ -80,7 +80,14 @@ def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
             dropout=float(model_cfg["dropout"]),
         )
         compile_model(model, train_cfg, execution)
-        divergence, callbacks = training_callbacks(run_id, train_cfg, objective, history_path, backup_dir)
+        divergence, callbacks = training_callbacks(
+            run_id,
+            train_cfg,
+            objective,
+            history_path,
+            backup_dir,
+            keep_backup=bool(config.get("keep_backup")),
+        )
         y_train, y_val, y_test = (one_hot(y, n_classes) for y in (parts.y_train, parts.y_val, parts.y_test))
 
         clock = time.perf_counter()
@@ -180,7 +187,12 @@ def compile_model(model: keras.Model, train_cfg: dict[str, Any], execution: Exec
 
 
 def training_callbacks(
-    run_id: str, train_cfg: dict[str, Any], objective: Objective, history_path: Path, backup_dir: Path
+    run_id: str,
+    train_cfg: dict[str, Any],
+    objective: Objective,
+    history_path: Path,
+    backup_dir: Path,
+    keep_backup: bool = False,
 ) -> tuple[DivergenceStop, list[keras.callbacks.Callback]]:
     """The run's callbacks, all of them epoch-level: a batch hook would make Keras call the callbacks
     synchronously after every execution (keras/src/callbacks/callback_list.py, _configure_async_dispatch)."""
@@ -190,7 +202,8 @@ def training_callbacks(
     callbacks: list[keras.callbacks.Callback] = [
         divergence,
         keras.callbacks.CSVLogger(str(history_path), append=True),
-        EpochBackup(str(backup_dir), delete_checkpoint=True),
+        # A halving search keeps it: a promoted run continues from it to its next rung's epochs.
+        EpochBackup(str(backup_dir), delete_checkpoint=not keep_backup),
     ]
     patience = int(train_cfg["early_stopping_patience"])
     if patience > 0:

@@ -23,6 +23,9 @@ class RunState:
     REQUEUED = "REQUEUED"
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
+    # Stopped by the search (halving): its rung ranked its configuration below the ones promoted. It has a
+    # result (the rung's) and is not a failure; nothing trains it again.
+    PRUNED = "PRUNED"
     DIVERGED = "DIVERGED"  # stopped early: its training loss was no longer a finite number
     PREEMPTED = "PREEMPTED"
     TIMEOUT = "TIMEOUT"
@@ -42,6 +45,7 @@ ORDER = (
     RunState.REQUEUED,
     RunState.RUNNING,
     RunState.COMPLETED,
+    RunState.PRUNED,
     RunState.DIVERGED,
     RunState.PREEMPTED,
     RunState.TIMEOUT,
@@ -52,7 +56,7 @@ ORDER = (
 )
 
 # Ended with a result: never trained again.
-FINISHED = frozenset({RunState.COMPLETED, RunState.DIVERGED})
+FINISHED = frozenset({RunState.COMPLETED, RunState.PRUNED, RunState.DIVERGED})
 
 # Ended without a result: `resubmit --failed` takes these. PREEMPTED is here, not among the active states:
 # a task that submitit could requeue comes back as REQUEUED/PENDING, so one that sacct still calls
@@ -91,7 +95,9 @@ ACTIVE = frozenset(
 )
 
 # The quiet majority of a large sweep: the status table lists every other state first.
-QUIET = frozenset({RunState.COMPLETED, RunState.PENDING, RunState.SUBMITTED, RunState.NOT_SUBMITTED})
+QUIET = frozenset(
+    {RunState.COMPLETED, RunState.PRUNED, RunState.PENDING, RunState.SUBMITTED, RunState.NOT_SUBMITTED}
+)
 
 # What an OUT_OF_MEMORY run's note says, whether the worker caught the error or Slurm killed the task.
 OOM_HINT = "lower train.batch_size or ask for more memory (slurm.mem_gb)"
