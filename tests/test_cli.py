@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from hpcjobs import layout, manifest
 from hpcjobs.cli import cli
 from hpcjobs.manifest import Submission
-from hpcjobs.spec import expand, load_spec
+from hpcjobs.spec import Run, expand, load_spec
 
 from .conftest import EXAMPLES
 
@@ -27,15 +27,21 @@ def test_every_command_has_help_with_an_example() -> None:
         assert command.help and command.help.strip(), name
 
 
-def _fake_sweep(root: Path) -> layout.SweepDir:
-    """A submitted moons sweep on the fake executor, one run finished, written the way submit writes it."""
-    spec = load_spec(EXAMPLES / "moons.toml")
+def submitted_sweep(root: Path, toml: str) -> tuple[layout.SweepDir, list[Run]]:
+    """An example sweep submitted on the fake executor, one run per task, written the way submit writes it."""
+    spec = load_spec(EXAMPLES / toml)
     runs = expand(spec)
     sweep = layout.SweepDir(root / spec.name)
     layout.make_private_dir(sweep.root)
     man = manifest.Manifest.new(spec.name, spec.backend, runs, spec.slurm)
     man.submissions.append(Submission("fake", "1000", [[r.run_id] for r in runs]))
     manifest.write(sweep, man)
+    return sweep, runs
+
+
+def _fake_sweep(root: Path) -> layout.SweepDir:
+    """The moons sweep submitted on the fake executor, one run finished."""
+    sweep, runs = submitted_sweep(root, "moons.toml")
     first = runs[0].run_id
     layout.write_text(
         sweep.history(first),

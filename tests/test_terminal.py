@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from hpcjobs import layout, manifest
-from hpcjobs.manifest import Submission
-from hpcjobs.spec import expand, load_spec
+from hpcjobs import layout
 
-from .conftest import EXAMPLES, REPO
+from .conftest import REPO
+from .test_cli import submitted_sweep
 
 SIZES = [(80, 24), (120, 40)]
 ERROR = "ValueError: Input 0 of layer dense is incompatible with the layer: expected axis -1 to have value 64"
@@ -40,14 +39,8 @@ def tmux() -> str:
 
 def finished_sweep(root: Path, toml: str, failed: int | None = None) -> layout.SweepDir:
     """A sweep as the fake executor leaves it: every run trained (made-up numbers), run `failed` failed."""
-    spec = load_spec(EXAMPLES / toml)
-    runs = expand(spec)
-    sweep = layout.SweepDir(root / spec.name)
-    layout.make_private_dir(sweep.root)
-    man = manifest.Manifest.new(spec.name, spec.backend, runs, spec.slurm)
-    man.submissions.append(Submission("fake", "1000", [[r.run_id] for r in runs]))
-    manifest.write(sweep, man)
-    epochs = spec.settings["train"]["epochs"]
+    sweep, runs = submitted_sweep(root, toml)
+    epochs = runs[0].settings["train"]["epochs"]
     for i, run in enumerate(runs):
         acc = [0.5 + 0.4 * (e + 1) / epochs - 0.01 * (i % 5) for e in range(epochs)]
         lines = ["epoch,categorical_accuracy,loss,val_categorical_accuracy,val_loss"]
