@@ -10,19 +10,18 @@ import functools
 import json
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
-from . import backends, layout, locks, render, status
+from . import backends, layout, locks, render, status, watching
 from . import sweep as sweeps
 from .scheduler import BackendError
 from .spec import SpecError
-from .vocab import ACTIVE, FINISHED
+from .vocab import FINISHED
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,44 +86,8 @@ def cli() -> None:
     """
 
 
-def _statuses(sweep: layout.SweepDir, interval: float, max_interval: float) -> Iterator[status.SweepStatus]:
-    """Refresh until every run has ended, backing off so the controller is never hammered."""
-    while True:
-        st = status.gather(sweep, backends.for_executor)
-        yield st
-        if st.done:
-            return
-        time.sleep(interval)
-        interval = min(max_interval, interval * 1.5)
-
-
-def _log_lines(statuses: Iterator[status.SweepStatus]) -> None:
-    """Into a file or pipe: one plain line each time the counts or the epochs done change."""
-    last = ""
-    for st in statuses:
-        line = render.progress_line(st)
-        if line != last:
-            click.echo(f"{time.strftime('%H:%M:%S')} {line}")
-        last = line
-
-
 def _watch(sweep: layout.SweepDir, interval: float, max_interval: float) -> None:
-    """Progress bars of runs and epochs until every run has ended."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    if not out.is_terminal:
-        return _log_lines(_statuses(sweep, interval, max_interval))
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=out, transient=False) as bar:
-        runs = bar.add_task("runs finished", total=None)
-        epochs = bar.add_task("epochs", total=None)
-        for st in _statuses(sweep, interval, max_interval):
-            ended = sum(1 for r in st.runs if r.state not in ACTIVE)
-            bar.update(runs, completed=ended, total=len(st.runs))
-            bar.update(
-                epochs, completed=sum(r.epochs_done for r in st.runs), total=sum(r.epochs for r in st.runs)
-            )
-    out.print(render.counts_line(st))
+    watching.progress(out, watching.poll(sweep, backends.for_executor, interval, max_interval))
 
 
 def _width(wide: bool) -> int | None:
@@ -280,15 +243,9 @@ def status_cmd(
     sweep = layout.sweep_dir(name, results)
     limit = None if show_all else 50
     if watch and not as_json:
-        statuses = _statuses(sweep, max(2.0, interval), 60.0)
-        if not out.is_terminal:
-            return _log_lines(statuses)
-        from rich.live import Live
-
-        with Live(console=out, auto_refresh=False) as live:
-            for st in statuses:
-                height = None if wide else out.size.height
-                live.update(render.status_table(st, limit, _width(wide), height), refresh=True)
+        watching.table(
+            out, watching.poll(sweep, backends.for_executor, max(2.0, interval), 60.0), limit, wide
+        )
         return
     st = status.gather(sweep, backends.for_executor)
     for problem in st.problems:

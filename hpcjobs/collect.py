@@ -158,14 +158,14 @@ def where_keys(runs: pd.DataFrame) -> list[str]:
 
 
 def _aliases(column: str, header: str) -> set[str]:
-    """Every name a column answers to, lower case: model.learning_rate, learning_rate, lr, 'learning rate';
+    """Every name a column answers to: model.learning_rate, learning_rate, lr, 'learning rate';
     best_val_loss_mean, best_val_loss, val_loss, 'best val loss'."""
     stem = column.removesuffix("_mean")
     names = {column, stem, stem.removeprefix("best_"), header}
     if "." in column:
         field = column.split(".", 1)[1]
         names |= {field, field.replace("_", " "), short_key(column)}
-    return {n.lower() for n in names}
+    return names
 
 
 def find_column(name: str, labels: dict[str, str], what: str) -> str:
@@ -173,7 +173,7 @@ def find_column(name: str, labels: dict[str, str], what: str) -> str:
     QueryError says `what` was asked, the closest key and the valid ones."""
     wanted = name.strip().lower()
     for column, header in labels.items():
-        if wanted in _aliases(column, header):
+        if wanted in {n.lower() for n in _aliases(column, header)}:
             return column
     hint = did_you_mean(name.strip(), [n for c, h in labels.items() for n in _aliases(c, h)])
     shown = []

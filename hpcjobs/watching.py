@@ -1,0 +1,68 @@
+"""Watching a sweep until every run has ended: the polling policy, and what the watcher shows. In a
+terminal: progress bars, or a status table redrawn within the screen; into a file or pipe: one plain line
+each time the counts or the epochs done change (a log, and never 0 bytes while waiting)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+
+from . import layout, render, status
+from .scheduler import Backend
+from .vocab import ACTIVE
+
+
+def poll(
+    sweep: layout.SweepDir, backend_for: Callable[[str], Backend], interval: float, max_interval: float
+) -> Iterator[status.SweepStatus]:
+    """Refresh until every run has ended, backing off so the controller is never hammered."""
+    while True:
+        st = status.gather(sweep, backend_for)
+        yield st
+        if st.done:
+            return
+        time.sleep(interval)
+        interval = min(max_interval, interval * 1.5)
+
+
+def log_lines(console: Console, statuses: Iterator[status.SweepStatus]) -> None:
+    last = ""
+    for st in statuses:
+        line = render.progress_line(st)
+        if line != last:
+            console.file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+            console.file.flush()
+        last = line
+
+
+def progress(console: Console, statuses: Iterator[status.SweepStatus]) -> None:
+    """Bars of runs ended and epochs done, then the counts."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not console.is_terminal:
+        return log_lines(console, statuses)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        runs = bar.add_task("runs finished", total=None)
+        epochs = bar.add_task("epochs", total=None)
+        for st in statuses:
+            ended = sum(1 for r in st.runs if r.state not in ACTIVE)
+            bar.update(runs, completed=ended, total=len(st.runs))
+            bar.update(
+                epochs, completed=sum(r.epochs_done for r in st.runs), total=sum(r.epochs for r in st.runs)
+            )
+    console.print(render.counts_line(st))
+
+
+def table(console: Console, statuses: Iterator[status.SweepStatus], limit: int | None, wide: bool) -> None:
+    """The status table redrawn in place, fitted to the terminal's width and height (unless wide)."""
+    from rich.live import Live
+
+    if not console.is_terminal:
+        return log_lines(console, statuses)
+    with Live(console=console, auto_refresh=False) as live:
+        for st in statuses:
+            width, height = (None, None) if wide else (console.width, console.size.height)
+            live.update(render.status_table(st, limit, width, height), refresh=True)
