@@ -6,18 +6,22 @@ histories or tables. Every subprocess call hpcjobs makes lives here.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+import types
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import slurm
 from .layout import SweepDir
+from .locks import process_start
 from .manifest import Submission
 from .scheduler import Backend, BackendError, States
 from .slurm import JobRow
@@ -116,17 +120,31 @@ class SlurmBackend:
         return slurm.parse_sbatch_parsable(_run(argv))
 
 
-def _alive(pid: int) -> bool:
-    """A live process (a zombie left by a finished child of this process counts as gone)."""
+def _ours(sub: Submission) -> bool:
+    """The local worker of a submission is alive, and is that very process: same machine, same start
+    time (a pid reused by another process has another). A zombie counts as gone."""
+    start = process_start(int(sub.job_id))
+    if start is None or sub.host not in ("", socket.gethostname()):
+        return False
+    return sub.process_start in ("", start)  # "": recorded before hpcjobs kept start times
+
+
+@contextlib.contextmanager
+def _controllers_in_own_session() -> Iterator[None]:
+    """submitit starts each local controller in our process group, so the Ctrl-C that stops
+    `submit --wait` would stop the trainings too. In their own session they run on, as sbatch jobs would.
+    submitit has no option for it: its module's view of `subprocess` is swapped for the call."""
+    from submitit.local import local
+
+    shim = types.SimpleNamespace(**vars(subprocess))
+    shim.Popen = functools.partial(subprocess.Popen, start_new_session=True)
+    namespace = vars(local)
+    saved = namespace["subprocess"]
+    namespace["subprocess"] = shim
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return not Path("/proc").is_dir()
+        yield
+    finally:
+        namespace["subprocess"] = saved
 
 
 @dataclass
@@ -150,23 +168,25 @@ class LocalBackend:
         executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN, gpus_per_node=0)
         subs = []
         for ids in tasks:
-            job = executor.submit(Task(str(sweep.root.resolve()), tuple(ids)))
-            subs.append(Submission("local", job.job_id, [ids]))
+            with _controllers_in_own_session():
+                job = executor.submit(Task(str(sweep.root.resolve()), tuple(ids)))
+            start = process_start(int(job.job_id)) or ""
+            subs.append(
+                Submission("local", job.job_id, [ids], process_start=start, host=socket.gethostname())
+            )
         return subs
 
     def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[str]:
         return []
 
     def states(self, subs: Sequence[Submission]) -> tuple[States, str]:
-        return {
-            (s.job_id, 0): JobRow(RunState.RUNNING if _alive(int(s.job_id)) else "ENDED") for s in subs
-        }, ""
+        return {(s.job_id, 0): JobRow(RunState.RUNNING if _ours(s) else "ENDED") for s in subs}, ""
 
     def cancel(self, subs: Sequence[Submission]) -> None:
         # SIGINT, as submitit's own LocalJob.cancel: the controller then stops its task. SIGTERM would be
         # forwarded to the task, whose submitit handler ignores it (on Slurm it only announces the end).
         for sub in subs:
-            if _alive(int(sub.job_id)):
+            if _ours(sub):
                 os.kill(int(sub.job_id), signal.SIGINT)
 
     def follow_up(self, sweep: SweepDir, after: Sequence[str], settings: dict[str, Any]) -> None:

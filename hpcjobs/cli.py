@@ -145,8 +145,17 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
         click.echo(f"{name}: submitted {plan} (jobs {jobs}) into {outcome.sweep.root}")
     if wait:
         interval = 2.0 if backend.name == "local" else 5.0
-        _watch(outcome.sweep, interval, 30.0)
-        _drive(outcome.sweep, interval)
+        try:
+            _watch(outcome.sweep, interval, 30.0)
+            _drive(outcome.sweep, interval)
+        except KeyboardInterrupt:
+            where = f" --results {results}" if results else ""
+            click.echo(
+                f"\n{name}: stopped waiting; the runs go on training. Watch them: hpcjobs status {name} "
+                f"--watch{where}; stop them: hpcjobs cancel {name}{where}",
+                err=True,
+            )
+            sys.exit(130)
 
 
 def _drive(sweep: layout.SweepDir, interval: float) -> None:

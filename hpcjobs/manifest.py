@@ -25,6 +25,9 @@ class Submission:
     tasks: list[list[str]]  # task index -> run ids, in the order the task trains them
     parallel: int = 1  # processes per task sharing its GPU; process i trains tasks[t][i::parallel]
     submitted: str = field(default_factory=lambda: dt.datetime.now().isoformat(timespec="seconds"))
+    # A local worker's identity beyond its pid, which the system reuses: its start time and machine.
+    process_start: str = ""
+    host: str = ""
 
     def job_name(self, task: int) -> str:
         """How the scheduler names one task: submitit submits a single task as a plain job."""

@@ -91,3 +91,71 @@ def test_cancel_stops_local_workers(tmp_path: Path) -> None:
         time.sleep(0.5)
     [run] = st.runs
     assert run.state == "FAILED" and run.epochs_done < 1000
+
+
+def test_ctrl_c_on_wait_leaves_the_run_training_and_a_killed_controller_leaves_no_retrain(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C on `submit --wait` (SIGINT to its process group, as a terminal sends it) stops the waiting
+    only; then kill -9 of the controller leaves its training process running, which status shows and
+    resubmit leaves alone (the run lock), instead of training the run a second time over it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from hpcjobs import backends, layout, locks, manifest, status
+
+    from .conftest import REPO
+
+    sweep_file = tmp_path / "long.toml"
+    sweep_file.write_text('name = "long"\n[data]\nsource = "moons"\n[train]\nepochs = 1000\n')
+    results = str(tmp_path / "results")
+    command = ["submit", str(sweep_file), "--executor", "local", "--wait", "--results", results]
+    with (tmp_path / "stderr").open("w") as stderr:  # a file: the workers it starts would hold a pipe open
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "hpcjobs", *command],
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,  # its own process group, like a shell job
+        )
+
+    def epochs() -> int:
+        return status.gather(layout.sweep_dir("long", results), backends.for_executor).runs[0].epochs_done
+
+    deadline = time.monotonic() + 180
+    while not (tmp_path / "results" / "long" / "manifest.json").exists() or epochs() < 2:
+        assert time.monotonic() < deadline and waiting.poll() is None, "the run never started"
+        time.sleep(0.5)
+    os.killpg(waiting.pid, signal.SIGINT)
+    assert waiting.wait(timeout=30) == 130
+    err = (tmp_path / "stderr").read_text()
+    assert "long: stopped waiting; the runs go on training. Watch them: hpcjobs status long --watch" in err
+    assert "Traceback" not in err
+    sweep = layout.sweep_dir("long", results)
+    before = epochs()
+    deadline = time.monotonic() + 60
+    while epochs() <= before:
+        assert time.monotonic() < deadline, "the run stopped training with the Ctrl-C"
+        time.sleep(0.5)
+
+    [sub] = manifest.read(sweep).submissions
+    os.kill(int(sub.job_id), signal.SIGKILL)  # the controller; its training process is left behind
+    deadline = time.monotonic() + 30
+    while backends._ours(sub):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    [run] = status.gather(sweep, backends.for_executor).runs
+    assert (run.state, run.note.endswith("(its job has ended)")) == ("RUNNING", True), run
+    resubmitted = CliRunner().invoke(cli, ["resubmit", "long", "--failed", "--results", results])
+    assert resubmitted.output.strip() == "long: nothing to resubmit"
+
+    trainer = locks.holder(sweep, run.run_id)
+    assert trainer is not None and trainer.is_here()
+    os.kill(trainer.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while locks.holder(sweep, run.run_id) is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert status.gather(sweep, backends.for_executor).runs[0].state == "FAILED"
