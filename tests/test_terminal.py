@@ -126,6 +126,14 @@ def test_collect_fits_the_terminal_one_line_per_configuration(
     assert "acc" in header and "lr" in header and "hidden" in header
 
 
+def test_wide_shows_whole_run_ids_and_every_column_however_wide(tmux: str, tmp_path: Path) -> None:
+    finished_sweep(tmp_path, "digits_depth.toml")
+    screen = in_terminal(tmux, 80, 24, "status", "digits-depth", "--results", str(tmp_path), "--wide")
+    row = next(line for line in screen if "learning_rate-0.001__seed-0" in line)
+    assert row.startswith("hidden-20x50x70x100x70x50x20__learning_rate-0.001__seed-0  COMPLETED")
+    assert len(row) > 80 and row.split()[-1] == "1000_0"  # the terminal wrapped it; nothing was cut
+
+
 def test_collect_at_120_columns_shows_every_column_of_the_moons_demo(tmux: str, tmp_path: Path) -> None:
     finished_sweep(tmp_path, "moons.toml")
     screen = in_terminal(tmux, 120, 40, "collect", "moons", "--results", str(tmp_path))
