@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hpcjobs import backends, layout, manifest, status
+from hpcjobs import backends, layout, manifest, search, status
 from hpcjobs.cli import cli
 
 from .conftest import REPO
@@ -43,6 +44,9 @@ trials_per_gpu = {trials}
 runs_per_task = {runs}
 additional = {additional}
 """
+
+
+PYTHON_HPCJOBS = [sys.executable, "-m", "hpcjobs"]
 
 
 def write_sweep(tmp_path: Path, name: str, **values: object) -> Path:
@@ -355,3 +359,77 @@ def test_exported_task_signalled_for_its_time_limit_requeues_and_resumes(tmp_pat
     assert before < epochs, "the run finished before it was interrupted: the test proved nothing"
     assert "REQUEUED" in _attempts(task) or len(_attempts(task)) > 1, _attempts(task)
     assert f"requeueing {task}" in (sweep.submitit_dir / f"{task}_0_log.out").read_text()
+
+
+def test_a_halving_search_advances_through_its_rungs_with_the_submitting_shell_gone(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, "halve", epochs=9, hidden="[[2], [4], [8]]", runs=3)
+    path.write_text(path.read_text() + '[search]\nmethod = "halving"\nmin_epochs = 1\neta = 3\n')
+    # Submitted by a process that exits at once: only Slurm's dependent promote jobs can go on.
+    shell = subprocess.run(
+        [*PYTHON_HPCJOBS, "submit", str(path), "--executor", "slurm", "--results", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shell.returncode == 0, shell.stderr
+    sweep = layout.sweep_dir("halve", tmp_path / "r")
+    state = _search_ended(sweep)
+    assert state is not None and state.ended.startswith("finished: best configuration"), state
+    assert [(r.epochs, len(r.runs)) for r in state.rungs] == [(1, 3), (3, 1), (9, 1)]
+    assert all(r.promote_jobs for r in state.rungs)
+    (winner,) = state.rungs[-1].runs
+    epochs = [line.split(",")[0] for line in sweep.history(winner).read_text().splitlines()[1:]]
+    assert epochs == [str(e) for e in range(9)]  # one run, epochs 1..9 each once, over three arrays
+    st = status.gather(sweep, backends.for_executor)
+    assert st.counts == {"COMPLETED": 1, "PRUNED": 2}
+    assert {r.run_id: r.rung for r in st.runs}[winner] == "3/3"
+    promote_states = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-j", ",".join(state.rungs[-1].promote_jobs), "--format=State"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert promote_states == ["COMPLETED"]
+
+
+def _search_ended(sweep: layout.SweepDir, timeout: float = 600) -> search.SearchState | None:
+    deadline = time.monotonic() + timeout
+    while (state := search.read(sweep)) is not None and not state.ended and time.monotonic() < deadline:
+        time.sleep(3)
+    return state
+
+
+def test_a_rung_cancelled_mid_way_is_resumed_by_resubmit_without_losing_the_search(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, "halve-cancel", epochs=150, hidden="[[2], [4], [8]]", runs=3)
+    path.write_text(path.read_text() + '[search]\nmethod = "halving"\nmin_epochs = 10\neta = 3\n')
+    results = tmp_path / "r"
+    assert hpcjobs("submit", str(path), "--executor", "slurm", "--results", str(results))[0] == 0
+    sweep = layout.sweep_dir("halve-cancel", results)
+    deadline = time.monotonic() + 400
+    while True:  # the promoted run is training its second rung: epochs 11..30
+        state = search.read(sweep)
+        assert state is not None and time.monotonic() < deadline, "the second rung never started"
+        if len(state.rungs) == 2 and state.rungs[1].jobs:
+            (survivor,) = state.rungs[1].runs
+            if len(set(_history_epochs(sweep, survivor))) > 12:
+                break
+        time.sleep(0.5)
+    subprocess.run(["scancel", *state.rungs[1].jobs], check=True, timeout=30)
+    wait_done(sweep)
+    deadline = time.monotonic() + 120  # the dependent promote runs and finds the rung broken
+    while subprocess.run(
+        ["squeue", "-h", "-j", ",".join(state.rungs[1].promote_jobs)], capture_output=True, text=True
+    ).stdout.strip():
+        assert time.monotonic() < deadline
+        time.sleep(2)
+    stalled = hpcjobs("promote", "halve-cancel", "--results", str(results))[1]
+    assert "runs ended without a result (CANCELLED" in stalled and "resubmit" in stalled, stalled
+
+    code, out = hpcjobs("resubmit", "halve-cancel", "--failed", "--results", str(results))
+    assert code == 0 and "resubmitted 1 run " in out, out
+    state = _search_ended(sweep)
+    assert state is not None and state.ended.startswith("finished"), state
+    assert [(r.epochs, len(r.runs)) for r in state.rungs] == [(10, 3), (30, 1), (150, 1)]
+    (winner,) = state.rungs[-1].runs
+    written = _history_epochs(sweep, winner)
+    assert sorted(set(written)) == list(range(150)) and len(written) - 150 <= 1, written
