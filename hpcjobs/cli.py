@@ -345,6 +345,8 @@ def collect(
         raise OptionError("--format parquet writes a binary file: expected --out FILE")
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise OptionError("--format parquet needs pyarrow: pip install 'hpcjobs[parquet]'")
+    if out_file:
+        layout.check_output(out_file)
     sweep = layout.sweep_dir(name, results)
     full = collecting.collect(sweep)
     try:

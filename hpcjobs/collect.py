@@ -191,6 +191,10 @@ def _equals(column: pd.Series, raw: str) -> pd.Series:
         value = json.loads(raw)
     except ValueError:
         value = raw
+    except RecursionError:  # a list nested thousands deep: no setting looks like that
+        raise QueryError("--where value is nested too deeply: expected a number, a word or a list") from None
+    if isinstance(value, dict) or value is None:
+        raise QueryError(f"--where value {raw[:80]!r}: expected a number, a word or a list such as [64,32]")
     if isinstance(value, list):
         return column == json.dumps(value)
     if isinstance(value, int | float) and not isinstance(value, bool):

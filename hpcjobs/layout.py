@@ -143,6 +143,10 @@ class SweepDir:
 def sweep_dir(name_or_path: str | Path, results: str | Path | None = None) -> SweepDir:
     """A sweep by name (looked up in the results folder) or by its folder path."""
     candidate = Path(name_or_path)
+    for part in candidate.parts:
+        why = name_problem(part, "a sweep name") if part not in ("/", ".", "..") else ""
+        if why:
+            raise LayoutError(f"{why}; expected a sweep name or folder")
     for path in (candidate, results_root(results) / str(name_or_path)):
         if (path / MANIFEST).is_file():
             return SweepDir(path)
@@ -158,6 +162,29 @@ def known_sweeps(results: str | Path | None = None) -> list[SweepDir]:
     if not root.is_dir():
         return []
     return [SweepDir(p) for p in sorted(root.iterdir()) if (p / MANIFEST).is_file()]
+
+
+def run_dir_problem(sweep: SweepDir, run_id: str) -> str:
+    """'' if a run's folder is safe to write into, else why not: it, its parent or the files that are
+    appended to in place (history, backup) are symbolic links (writes would land elsewhere), or it
+    belongs to another user."""
+    run_dir = sweep.run_dir(run_id)
+    for path in (run_dir.parent, run_dir, sweep.history(run_id), sweep.backup_dir(run_id)):
+        if path.is_symlink():
+            return f"{path} is a symbolic link: expected the run's own folder and files"
+    if run_dir.exists() and run_dir.stat().st_uid != os.getuid():
+        return f"{run_dir} belongs to another user: expected a folder of yours"
+    return ""
+
+
+def check_output(path: Path) -> None:
+    """A file the user names for output (collect --out) is a regular file to replace or a new path:
+    never a folder, a device or a symbolic link, which an atomic replace would clobber."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        kind = (
+            "a symbolic link" if path.is_symlink() else "a folder" if path.is_dir() else "not a regular file"
+        )
+        raise LayoutError(f"--out {path} is {kind}: expected a regular file to replace or a new path")
 
 
 def make_private_dir(path: Path) -> None:

@@ -145,8 +145,6 @@ class RunLock:
 def run_lock(sweep: SweepDir, run_id: str) -> Iterator[RunLock | None]:
     """Hold a run while training it; None when another process holds it (then leave the run alone)."""
     path = sweep.run_lock(run_id)
-    if path.parent.is_symlink():
-        raise LayoutError(f"{path.parent} is a symbolic link: expected the run's own folder")
     fd = _open(path, os.O_RDWR | os.O_CREAT)
     try:
         if not _acquire(fd, fcntl.LOCK_EX, RUN_WAIT_S):

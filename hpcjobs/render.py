@@ -196,7 +196,7 @@ def display_frame(summary: Any, wide: bool = True) -> Any:
             means = summary[f"{column}_mean"]
             out[header] = [mean_std(m, s, digits) for m, s in zip(means, std, strict=True)]
         elif column == "params":
-            out[header] = summary[column].map(lambda p: "—" if p != p else f"{int(p):,}")
+            out[header] = summary[column].map(lambda p: "—" if pd.isna(p) else f"{int(p):,}")
         else:
             out[header] = summary[column].astype(str)
     return out

@@ -6,6 +6,7 @@ a failed first submission removes the folder it created.
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 from collections.abc import Callable, Sequence
@@ -66,8 +67,14 @@ def max_params(runs: list[Run], shapes: list[tuple[int, int]]) -> int:
 
 
 def check_private(path: Path) -> None:
-    """submitit executes the pickles in a sweep folder: refuse one that other users can write."""
-    mode = path.stat().st_mode
+    """submitit executes the pickles in a sweep folder: refuse one that others own or can write."""
+    info = path.stat()
+    if info.st_uid != os.getuid():
+        raise SweepError(
+            f"{path} belongs to another user (uid {info.st_uid}): expected a sweep folder of yours "
+            f"(pick another name or --results folder)"
+        )
+    mode = info.st_mode
     if mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise SweepError(
             f"{path} is writable by other users (mode {stat.filemode(mode)}): expected a folder "

@@ -41,6 +41,10 @@ def failure_result(run_id: str, exc: BaseException, traceback_path: Path) -> dic
 def run_one(sweep: layout.SweepDir, run_id: str) -> str:
     """Train one run unless it already finished or another process is training it; record an exception
     as the run's result. Everything happens under the run's lock, so no two processes train one run."""
+    unsafe = layout.run_dir_problem(sweep, run_id)
+    if unsafe:  # nothing is written: the run's own folder is the one place it could say so
+        print(f"hpcjobs: run {run_id} refused: {unsafe}", flush=True)
+        return RunState.FAILED
     with locks.run_lock(sweep, run_id) as lock:
         if lock is None:
             who = locks.holder(sweep, run_id)
