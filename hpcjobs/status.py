@@ -18,7 +18,7 @@ from .manifest import Submission
 from .results import read as read_result
 from .scheduler import Backend
 from .slurm import JobRow
-from .vocab import ACTIVE, FINISHED, OOM_HINT, ORDER, QUIET, Objective, RunState, lanes
+from .vocab import ACTIVE, FINISHED, OOM_HINT, ORDER, QUIET, Objective, RunState
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,6 @@ def run_state(
     row: JobRow | None,
     submitted: bool,
     progress: Progress,
-    first_in_task: bool,
     trainer: locks.Holder | None = None,
 ) -> tuple[str, str]:
     """(state, note) for one run. Pure: the whole decision table lives here."""
@@ -107,10 +106,10 @@ def run_state(
     if row is None:
         return RunState.SUBMITTED, "not yet known to the scheduler"
     if row.state == RunState.RUNNING:
-        # A task trains its runs in turn: the ones behind the current one are still waiting.
-        if progress.epochs_done or first_in_task:
+        # A task trains its runs in turn, each under its run lock: one no process holds is still waiting.
+        if progress.epochs_done:
             return RunState.RUNNING, ""
-        return RunState.PENDING, "queued behind earlier runs of its task"
+        return RunState.PENDING, "waiting for a process of its task"
     if row.state in ACTIVE:
         return row.state, row.reason if row.reason not in ("None", "") else ""
     if row.state in (RunState.COMPLETED, "ENDED"):
@@ -184,15 +183,10 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
             problems.append(why)
         sub, task = latest.get(run_id, (None, 0))
         row = states.get((sub.job_id, task)) if sub else None
-        # The runs a busy task is on now: the first without a result in each of its processes.
-        first = sub is not None and run_id in {
-            next((r for r in lane if results.get(r) is None), None)
-            for lane in lanes(sub.tasks[task], sub.parallel)
-        }
         trainer = (
             locks.holder(sweep, run_id) if result is None or result.get("status") not in FINISHED else None
         )
-        state, note = run_state(result, row, sub is not None, progress, first, trainer)
+        state, note = run_state(result, row, sub is not None, progress, trainer)
         if state not in FINISHED and not note and sub is not None and state not in ACTIVE:
             note = _last_line(sweep.job_log(sub.job_name(task)))
         objective = Objective.logged_in(progress.last)

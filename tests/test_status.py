@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hpcjobs import layout, manifest, status
+from hpcjobs import layout, locks, manifest, status
 from hpcjobs.backends import FakeBackend
 from hpcjobs.history import Progress
 from hpcjobs.manifest import Submission
@@ -27,6 +27,7 @@ epoch,categorical_accuracy,loss,val_categorical_accuracy,val_loss
 
 NO_PROGRESS = Progress()
 SOME_PROGRESS = Progress(3, {"val_loss": 0.4})
+TRAINER = locks.Holder(4242, "1234", "node1")
 ENDED_NOTE = "the task ended without writing this run's result"
 
 
@@ -37,9 +38,9 @@ def _case(
     row: JobRow | None = None,
     submitted: bool = True,
     progress: Progress = NO_PROGRESS,
-    first: bool = True,
+    trainer: locks.Holder | None = None,
 ) -> Any:
-    return pytest.param(result, row, submitted, progress, first, expected, id=name)
+    return pytest.param(result, row, submitted, progress, trainer, expected, id=name)
 
 
 RUN_STATES = [
@@ -70,19 +71,11 @@ RUN_STATES = [
     ),
     _case("no-scheduler-row", ("SUBMITTED", "not yet known to the scheduler")),
     _case("running", ("RUNNING", ""), row=JobRow("RUNNING"), progress=SOME_PROGRESS),
-    _case("running-first-in-task", ("RUNNING", ""), row=JobRow("RUNNING")),
+    _case("running-under-its-lock", ("RUNNING", ""), row=JobRow("RUNNING"), trainer=TRAINER),
     _case(
-        "running-with-progress-not-first",
-        ("RUNNING", ""),
+        "running-task-not-on-it-yet",
+        ("PENDING", "waiting for a process of its task"),
         row=JobRow("RUNNING"),
-        progress=SOME_PROGRESS,
-        first=False,
-    ),
-    _case(
-        "running-task-not-first",
-        ("PENDING", "queued behind earlier runs of its task"),
-        row=JobRow("RUNNING"),
-        first=False,
     ),
     _case("pending-with-reason", ("PENDING", "Priority"), row=JobRow("PENDING", reason="Priority")),
     _case("pending-reason-None", ("PENDING", ""), row=JobRow("PENDING", reason="None")),
@@ -97,16 +90,16 @@ RUN_STATES = [
 ]
 
 
-@pytest.mark.parametrize(("result", "row", "submitted", "progress", "first", "expected"), RUN_STATES)
+@pytest.mark.parametrize(("result", "row", "submitted", "progress", "trainer", "expected"), RUN_STATES)
 def test_run_state(
     result: dict[str, Any] | None,
     row: JobRow | None,
     submitted: bool,
     progress: Progress,
-    first: bool,
+    trainer: locks.Holder | None,
     expected: tuple[str, str],
 ) -> None:
-    assert status.run_state(result, row, submitted, progress, first) == expected
+    assert status.run_state(result, row, submitted, progress, trainer) == expected
 
 
 # --- gather -----------------------------------------------------------------------------------------
@@ -191,7 +184,8 @@ def test_gather_merges_scheduler_states_with_run_folders(tmp_path: Path) -> None
     assert not got.done
 
 
-def test_gather_runs_behind_the_current_one_in_a_task_are_pending(tmp_path: Path) -> None:
+def test_gather_runs_of_a_task_that_no_process_trains_yet_are_pending(tmp_path: Path) -> None:
+    """The run being trained is the one whose lock a process holds: status reads it, never guesses."""
     runs = expand(load_spec(EXAMPLES / "moons.toml"))[:3]
     ids = [r.run_id for r in runs]
     sweep = _sweep(tmp_path, runs, [ids])  # one task trains all three in turn: a plain job "1000"
@@ -201,12 +195,15 @@ def test_gather_runs_behind_the_current_one_in_a_task_are_pending(tmp_path: Path
     )
     fake = FakeBackend(scripted={("1000", 0): JobRow("RUNNING")})
 
-    got = status.gather(sweep, backend_for=lambda name: fake)
+    sweep.run_dir(ids[1]).mkdir(parents=True)
+    with locks.run_lock(sweep, ids[1]) as held:
+        assert held is not None
+        got = status.gather(sweep, backend_for=lambda name: fake)
 
     assert [(r.state, r.job, r.note) for r in got.runs] == [
         ("COMPLETED", "1000", ""),
         ("RUNNING", "1000", ""),
-        ("PENDING", "1000", "queued behind earlier runs of its task"),
+        ("PENDING", "1000", "waiting for a process of its task"),
     ]
     assert got.runs[0].elapsed == "00:01:30"
     assert fake.state_calls == 1

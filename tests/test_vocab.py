@@ -53,6 +53,7 @@ def _preempted_sweep(root: Path) -> tuple[layout.SweepDir, FakeBackend, list[str
     man.submissions.append(Submission("fake", "1001", [[ids[2]]]))
     manifest.write(sweep, man)
     layout.write_json(sweep.result(ids[0]), {"status": "COMPLETED"})
+    layout.write_text(sweep.history(ids[2]), "epoch,loss,val_loss\n0,0.9,0.8\n")  # training
     fake = FakeBackend(
         scripted={
             ("1000", 0): JobRow("COMPLETED"),
