@@ -137,12 +137,20 @@ def check_labels(y: np.ndarray, source: str | None = None) -> int:
     return int(present[-1]) + 1
 
 
-def split(x: np.ndarray, y: np.ndarray, test_fraction: float, validation_fraction: float, seed: int) -> Split:
-    """Seeded random train/validation/test split, features standardized with the TRAIN mean and std."""
+def split(
+    x: np.ndarray,
+    y: np.ndarray,
+    test_fraction: float,
+    validation_fraction: float,
+    seed: int,
+    scale: str = "standard",
+) -> Split:
+    """Seeded random train/validation/test split, features standardized with the TRAIN mean and std
+    (`scale` "standard") or left as they are ("none")."""
     if len(y) != len(x):
         raise DataError(f"Expected as many labels as samples. Received: {len(x)} samples, {len(y)} labels")
     train, val, test = split_indices(len(x), test_fraction, validation_fraction, seed)
-    mean, std = standardizer(x[train])
+    mean, std = standardizer(x[train]) if scale == "standard" else (np.float32(0.0), np.float32(1.0))
     scaled = ((x - mean) / std).astype(np.float32)
     return Split(scaled[train], y[train], scaled[val], y[val], scaled[test], y[test])
 

@@ -127,6 +127,10 @@ def population_key(config: Mapping[str, Any]) -> str | None:
     train_cfg = config["train"]
     if config["backend"] != "jax" or train_cfg.get("population", "auto") == "off":
         return None
+    # What the population program does not do: a halving rung continues from its Keras backup, and the
+    # stacked program neither penalizes weights nor skips the standardization.
+    if config.get("keep_backup") or config["model"].get("l2", 0.0) or config["data"].get("scale") == "none":
+        return None
     shared = {k: v for k, v in config.items() if k not in MEMBER_KEYS}
     shared["train"] = {k: v for k, v in train_cfg.items() if k not in MEMBER_TRAIN_KEYS}
     return json.dumps(shared, sort_keys=True)

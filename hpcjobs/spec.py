@@ -26,6 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DATASETS = ("moons", "digits", "mnist", "fashion_mnist")
+SCALES = ("standard", "none")
 BACKENDS = ("tensorflow", "jax", "torch")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "swish", "linear", "leaky_relu")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad")
@@ -124,11 +125,15 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "test_fraction": Setting(0.2, "a number in (0, 1)", lambda v: _fraction(v) and v > 0),
         # Best epoch and early stopping need a validation set.
         "validation_fraction": Setting(0.1, "a number in (0, 1)", lambda v: _fraction(v) and v > 0),
+        # Features standardized with the training split's mean and std (never the held-out parts'), or as is.
+        "scale": Setting("standard", f"one of {', '.join(SCALES)}", _one_of(SCALES)),
     },
     "model": {
         "hidden": Setting([64, 32], "a non-empty list of positive integers (units per layer)", _hidden),
         "activation": Setting("relu", f"one of {', '.join(ACTIVATIONS)}", _one_of(ACTIVATIONS)),
         "dropout": Setting(0.0, "a number in [0, 1)", _fraction),
+        # The weight penalty scikit-learn's MLPClassifier applies by default (alpha), on the Dense kernels.
+        "l2": Setting(0.0, "a number ≥ 0", lambda v: _is_num(v) and v >= 0),
     },
     "train": {
         "epochs": Setting(20, "an integer ≥ 1", _int_at_least(1)),

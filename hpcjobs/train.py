@@ -58,7 +58,14 @@ def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
     data_cfg, model_cfg, train_cfg = config["data"], config["model"], config["train"]
     x, y = data.load(data_cfg["source"])
     n_classes = data.check_labels(y, data_cfg["source"])
-    parts = data.split(x, y, data_cfg["test_fraction"], data_cfg["validation_fraction"], int(config["seed"]))
+    parts = data.split(
+        x,
+        y,
+        data_cfg["test_fraction"],
+        data_cfg["validation_fraction"],
+        int(config["seed"]),
+        data_cfg.get("scale", "standard"),
+    )
     device, capability = probe_device(backend)
     policy = choose_policy(train_cfg["precision"], capability)
     objective = Objective.for_metrics(train_cfg["metrics"])
@@ -78,6 +85,7 @@ def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
             hidden=list(model_cfg["hidden"]),
             activation=model_cfg["activation"],
             dropout=float(model_cfg["dropout"]),
+            l2=float(model_cfg.get("l2", 0.0)),
         )
         compile_model(model, train_cfg, execution)
         divergence, callbacks = training_callbacks(
@@ -161,13 +169,15 @@ def probe_device(backend: str) -> tuple[str, tuple[int, int] | None]:
 
 
 def build_model(
-    n_features: int, n_classes: int, hidden: list[int], activation: str, dropout: float
+    n_features: int, n_classes: int, hidden: list[int], activation: str, dropout: float, l2: float = 0.0
 ) -> keras.Sequential:
     """The MLP, under the current global dtype policy, except the softmax output which stays float32:
-    a float16 softmax rounds small probabilities to 0 and the cross-entropy to inf."""
+    a float16 softmax rounds small probabilities to 0 and the cross-entropy to inf. `l2` penalizes the
+    hidden kernels (l2 × sum of squares added to the loss)."""
     layers: list[Any] = [keras.Input((n_features,))]
+    penalty = keras.regularizers.L2(l2) if l2 > 0 else None
     for units in hidden:
-        layers.append(keras.layers.Dense(units, activation=activation))
+        layers.append(keras.layers.Dense(units, activation=activation, kernel_regularizer=penalty))
         if dropout > 0:
             layers.append(keras.layers.Dropout(dropout))
     layers.append(keras.layers.Dense(n_classes, activation="softmax", dtype="float32"))

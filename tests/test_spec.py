@@ -100,8 +100,8 @@ def test_defaults_fill_everything_but_name_and_data_source(tmp_path: Path) -> No
     assert spec.backend == "tensorflow"
     assert spec.max_runs == 10_000
     assert spec.settings == {
-        "data": {"source": "moons", "test_fraction": 0.2, "validation_fraction": 0.1},
-        "model": {"hidden": [64, 32], "activation": "relu", "dropout": 0.0},
+        "data": {"source": "moons", "test_fraction": 0.2, "validation_fraction": 0.1, "scale": "standard"},
+        "model": {"hidden": [64, 32], "activation": "relu", "dropout": 0.0, "l2": 0.0},
         "train": {
             "epochs": 20,
             "batch_size": 128,
