@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -37,6 +38,9 @@ _PREVIEW = 8
 
 # (features, classes) of the built-in datasets, known without loading them (login nodes size models by it).
 BUILTIN_SHAPES = {"moons": (2, 2), "digits": (64, 10), "mnist": (784, 10), "fashion_mnist": (784, 10)}
+
+
+CHUNK_BYTES = 64 * 2**20  # how much of a data file the login node holds at once while checking it
 
 
 class DataError(ValueError):
@@ -256,6 +260,8 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with path.open(newline="", encoding="utf-8") as f:
             first = next(csv.reader(f), None)
+    except csv.Error as err:  # e.g. a field over the csv module's 128 KiB limit
+        raise DataError(f"{path}: Expected numeric rows (features..., label). Received: {err}") from err
     except (OSError, ValueError) as err:
         raise DataError(f"{path}: cannot read as UTF-8 text ({err})") from err
     if first is None:
@@ -303,20 +309,29 @@ def _is_number(cell: str) -> bool:
 
 
 def _validated(x: np.ndarray, y: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
-    if x.ndim != 2:
-        raise DataError(f"{where}: Expected x of shape (samples, features). Received: shape {x.shape}")
-    if y.ndim != 1:
+    _check_shapes(x.shape, x.dtype, y.shape, where)
+    return _finite(x, where), _integer_labels(y, f"{where}: ")
+
+
+def _check_shapes(shape: tuple[int, ...], dtype: np.dtype[Any], y_shape: tuple[int, ...], where: str) -> None:
+    if len(shape) != 2:
+        raise DataError(f"{where}: Expected x of shape (samples, features). Received: shape {shape}")
+    if len(y_shape) != 1:
         raise DataError(
-            f"{where}: Expected y as 1-D integer class labels (not one-hot). Received: shape {y.shape}"
+            f"{where}: Expected y as 1-D integer class labels (not one-hot). Received: shape {y_shape}"
         )
-    if len(x) != len(y):
+    if shape[0] != y_shape[0]:
         raise DataError(
-            f"{where}: Expected as many labels as samples. Received: {len(x)} samples, {len(y)} labels"
+            f"{where}: Expected as many labels as samples. Received: {shape[0]} samples, {y_shape[0]} labels"
         )
-    if len(x) == 0 or x.shape[1] == 0:
-        raise DataError(f"{where}: Expected at least one sample and one feature. Received: shape {x.shape}")
-    if x.dtype.kind not in "biuf":
-        raise DataError(f"{where}: Expected numeric features. Received: dtype {x.dtype}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise DataError(f"{where}: Expected at least one sample and one feature. Received: shape {shape}")
+    if dtype.kind not in "biuf":
+        raise DataError(f"{where}: Expected numeric features. Received: dtype {dtype}")
+
+
+def _finite(x: np.ndarray, where: str, first_row: int = 0, bad_before: int = 0) -> np.ndarray:
+    """x as float32, or DataError naming the rows with NaN or inf (rows counted from `first_row`)."""
     with np.errstate(over="ignore"):
         # Values beyond float32's range become inf and are reported just below, with the row.
         features = x.astype(np.float32)
@@ -324,9 +339,61 @@ def _validated(x: np.ndarray, y: np.ndarray, where: str) -> tuple[np.ndarray, np
     if bad_rows.size:
         raise DataError(
             f"{where}: Expected finite features (float32). Received: NaN or inf in {_rows(bad_rows.size)} "
-            f"(first: row {bad_rows[0]})"
+            f"(first: row {first_row + bad_rows[0]})"
         )
-    return features, _integer_labels(y, f"{where}: ")
+    return features
+
+
+def check_file(source: str) -> tuple[int, int]:
+    """(features, classes) of a data file, checked as `load` checks it but within a login node's means: an
+    .npz's x is streamed through in chunks of CHUNK_BYTES (a small archive can expand to gigabytes),
+    never held whole. Other files are loaded."""
+    path = Path(source)
+    if path.suffix.lower() != ".npz" or not path.is_absolute() or not zipfile.is_zipfile(path):
+        x, y = load(source)
+        return x.shape[1], check_labels(y, source)
+    try:
+        return _check_npz(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"{path}: cannot read arrays 'x' and 'y' ({err})") from err
+
+
+def _check_npz(path: Path) -> tuple[int, int]:
+    with zipfile.ZipFile(path) as archive:
+        members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+        if "x" not in members or "y" not in members:
+            found = ", ".join(sorted(members)) or "no arrays"
+            raise DataError(f"{path}: Expected arrays 'x' and 'y'. Received: {found}")
+        with archive.open(members["y"]) as f:
+            y = np.lib.format.read_array(f, allow_pickle=False)
+        with archive.open(members["x"]) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(f)
+            _check_shapes(shape, dtype, y.shape, str(path))
+            if fortran:  # column-major: rows are not contiguous, so it cannot be streamed by rows
+                with archive.open(members["x"]) as whole:
+                    _finite(np.lib.format.read_array(whole, allow_pickle=False), str(path))
+            else:
+                _stream_finite(f, shape, dtype, str(path))
+    return shape[1], check_labels(_integer_labels(y, f"{path}: "), str(path))
+
+
+def _stream_finite(f: IO[bytes], shape: tuple[int, ...], dtype: np.dtype[Any], where: str) -> None:
+    row_bytes = shape[1] * dtype.itemsize
+    rows_per_chunk = max(1, CHUNK_BYTES // row_bytes)
+    for first in range(0, shape[0], rows_per_chunk):
+        rows = min(rows_per_chunk, shape[0] - first)
+        data = f.read(rows * row_bytes)
+        if len(data) != rows * row_bytes:
+            raise DataError(f"{where}: Expected {shape[0]} rows in x. Received: the file ends at row {first}")
+        _finite(np.frombuffer(data, dtype).reshape(rows, shape[1]), where, first)
 
 
 def _integer_labels(y: np.ndarray, where: str) -> np.ndarray:

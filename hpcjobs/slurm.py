@@ -35,6 +35,10 @@ class JobRow:
     reason: str = ""
 
 
+SIGNAL_DELAY_S = 120  # USR2 this long before the time limit: checkpoint and requeue
+MIN_TIME_S = SIGNAL_DELAY_S + 180  # a job must have time to start and train before that signal
+
+
 def time_to_minutes(text: str) -> int:
     """Slurm's time formats (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) in whole minutes, rounded up.
 
@@ -62,7 +66,7 @@ def executor_parameters(slurm: dict[str, Any], job_name: str) -> dict[str, Any]:
         "ntasks_per_node": 1,
         "array_parallelism": slurm["array_parallelism"],
         # USR2 ahead of the time limit lets a run checkpoint and requeue instead of dying mid-epoch.
-        "signal_delay_s": 120,
+        "signal_delay_s": SIGNAL_DELAY_S,
     }
     additional: dict[str, Any] = {}
     gpus = slurm["gpus_per_task"]

@@ -365,8 +365,13 @@ def _parse_sweep(table: Any, where: str) -> tuple[dict[str, list[Any]], list[int
     seeds = [0]
     for key, choices in table.items():
         if key == "seeds":
-            if not (isinstance(choices, list) and choices and all(_int_at_least(0)(s) for s in choices)):
-                raise _fail(where, "sweep.seeds", choices, "a non-empty list of integers ≥ 0")
+            # NumPy and the frameworks take 32-bit seeds: a larger one would fail on every node.
+            if not (
+                isinstance(choices, list)
+                and choices
+                and all(_int_at_least(0)(s) and s < 2**32 for s in choices)
+            ):
+                raise _fail(where, "sweep.seeds", choices, "a non-empty list of integers 0 ≤ seed < 2**32")
             if len(set(choices)) != len(choices):
                 raise _fail(where, "sweep.seeds", choices, "distinct seeds")
             seeds = list(choices)

@@ -41,7 +41,7 @@ class Outcome:
 def check_data(spec: Spec, where: str = "sweep file") -> list[tuple[int, int]]:
     """Read every user data file on the login node before anything is submitted: (features, classes) each.
     A problem names `where` (the sweep file) and the key, like every other error in it."""
-    from .data import BUILTIN_SHAPES, CACHED_FILES, DataError, check_cached, check_labels, load
+    from .data import BUILTIN_SHAPES, CACHED_FILES, DataError, check_cached, check_file
 
     shapes = []
     for source in data_sources(spec):
@@ -51,13 +51,53 @@ def check_data(spec: Spec, where: str = "sweep file") -> list[tuple[int, int]]:
                     check_cached(source)
                 shapes.append(BUILTIN_SHAPES[source])
                 continue
-            x, y = load(source)
-            shapes.append((x.shape[1], check_labels(y, source)))
+            shapes.append(check_file(source))
         except DataError as exc:
             key = 'sweep."data.source"' if "data.source" in spec.axes else "data.source"
             relative = "" if source in DATASETS else " (a relative path is read from the sweep file's folder)"
             raise SweepError(f"{where}: {key}: {exc}{relative}") from None
     return shapes
+
+
+def check_time(time: str, where: str) -> None:
+    """A time limit shorter than the checkpoint signal's lead would requeue the job forever."""
+    minutes = slurm.time_to_minutes(time)
+    if 0 < minutes * 60 < slurm.MIN_TIME_S:
+        raise SweepError(
+            f"{where}: slurm.time {time!r} is shorter than {slurm.MIN_TIME_S // 60} minutes: the checkpoint "
+            f"signal comes {slurm.SIGNAL_DELAY_S} s before the end, so the job would be requeued over and "
+            f"over; expected at least {slurm.MIN_TIME_S // 60} minutes (e.g. 00:20:00)"
+        )
+
+
+def memory_floor(params: int, batch_size: int, hidden: list[int]) -> int:
+    """Bytes a training needs at the least: float32 weights, gradients and two optimizer moments, and the
+    largest layer's activations for one evaluation batch. A floor, not an estimate: a run needing more
+    than the job's memory fails on every node."""
+    from .plan import EVAL_BATCH_SIZE
+
+    return 16 * params + 4 * max(batch_size, EVAL_BATCH_SIZE) * max(hidden, default=0)
+
+
+def check_memory(
+    runs: list[Run], shapes: list[tuple[int, int]], settings: dict[str, Any], where: str
+) -> None:
+    """Refuse a sweep whose largest training cannot fit in slurm.mem_gb (shared by trials_per_gpu
+    processes), naming the figure, instead of letting every node fail on it."""
+    n_in, n_out = max(s[0] for s in shapes), max(s[1] for s in shapes)
+    limit = settings["mem_gb"] * 2**30 / settings["trials_per_gpu"]
+    for run in runs:
+        hidden, batch = run.settings["model"]["hidden"], run.settings["train"]["batch_size"]
+        need = memory_floor(mlp_params(n_in, hidden, n_out), batch, hidden)
+        if need > limit:
+            shared = (
+                f" shared by {settings['trials_per_gpu']} processes" if settings["trials_per_gpu"] > 1 else ""
+            )
+            raise SweepError(
+                f"{where}: model.hidden {hidden} with train.batch_size {batch} needs at least "
+                f"{need / 2**30:.1f} GiB, more than slurm.mem_gb = {settings['mem_gb']}{shared}: expected "
+                f"smaller layers or more memory"
+            )
 
 
 def max_params(runs: list[Run], shapes: list[tuple[int, int]]) -> int:
@@ -133,7 +173,10 @@ def _prepare(sweep_file: Path, results: str | Path | None) -> Prepared:
     """Everything that can be checked before a byte is written."""
     spec = load_spec(sweep_file)
     runs = expand(spec)
-    settings = slurm.packing(spec.slurm, max_params(runs, check_data(spec, str(sweep_file))))
+    shapes = check_data(spec, str(sweep_file))
+    settings = slurm.packing(spec.slurm, max_params(runs, shapes))
+    check_time(spec.slurm["time"], str(sweep_file))
+    check_memory(runs, shapes, settings, str(sweep_file))
     root = layout.results_root(results)
     if root.exists() and not root.is_dir():
         raise SweepError(f"--results {root} is a file: expected a folder")

@@ -282,7 +282,7 @@ BAD = [
         "list",
     ),
     _bad("duplicate-seeds", OK + "[sweep]\nseeds = [0, 1, 0]\n", "sweep.seeds = [0, 1, 0]", "distinct seeds"),
-    _bad("negative-seed", OK + "[sweep]\nseeds = [-1]\n", "sweep.seeds = [-1]", "integers ≥ 0"),
+    _bad("negative-seed", OK + "[sweep]\nseeds = [-1]\n", "sweep.seeds = [-1]", "integers 0 ≤ seed < 2**32"),
     _bad("no-seeds", OK + "[sweep]\nseeds = []\n", "sweep.seeds = []", "non-empty list"),
     _bad("seeds-not-a-list", OK + "[sweep]\nseeds = 3\n", "sweep.seeds = 3", "list of integers"),
     _bad("ten-million-runs", _huge_sweep(), "9,765,625 runs", "at most 10,000", "max_runs"),
