@@ -38,8 +38,8 @@ from hpcjobs.plan import (
     population_key,
     summarize_history,
 )
+from hpcjobs.results import recorded_status
 from hpcjobs.vocab import FINISHED, Objective
-from hpcjobs.worker import recorded_status
 
 Tree = Any
 
@@ -304,7 +304,7 @@ class Population:
         for name in CHECKPOINTED:
             setattr(self, name, np.asarray(meta[name], getattr(self, name).dtype))
         # Killed after a member's result.json but before the checkpoint: it stays finished.
-        self.active &= [recorded_status(self.sweep, r) not in FINISHED for r in self.members.run_ids]
+        self.active &= [recorded_status(self.sweep.result(r)) not in FINISHED for r in self.members.run_ids]
 
 
 CHECKPOINTED = ("active", "diverged_epoch", "best_value", "wait", "has_best")
@@ -343,7 +343,7 @@ def train_population(sweep: SweepDir, run_ids: Sequence[str]) -> dict[str, str]:
     if saved is not None:
         members_ids = json.loads(str(saved["meta"]))["members"]
     else:
-        members_ids = [r for r in run_ids if recorded_status(sweep, r) not in FINISHED]
+        members_ids = [r for r in run_ids if recorded_status(sweep.result(r)) not in FINISHED]
         for run_id in members_ids:
             sweep.history(run_id).unlink(missing_ok=True)
     first = configs[run_ids[0]]
@@ -361,7 +361,7 @@ def train_population(sweep: SweepDir, run_ids: Sequence[str]) -> dict[str, str]:
         population.train(Results(backend, device, policy, started).write)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
-    return {r: recorded_status(sweep, r) or "FAILED" for r in run_ids}
+    return {r: recorded_status(sweep.result(r)) or "FAILED" for r in run_ids}
 
 
 @dataclass(frozen=True)

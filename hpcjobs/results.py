@@ -49,6 +49,15 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
 
 
+def recorded_status(path: Path) -> str | None:
+    """The status a result.json records, None while there is none: what a worker asks before it trains a
+    run, and submit before it sets a result aside. Lenient on purpose: any recorded status counts."""
+    try:
+        return str(json.loads(path.read_bytes())["status"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def read(path: Path) -> tuple[dict[str, Any] | None, str]:
     """(the result, '') if the file is there and sound; (None, '') if there is none yet; (None, what is
     wrong) if it cannot be used. Writes are atomic, so a half-written file is never seen."""

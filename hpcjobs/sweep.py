@@ -16,10 +16,10 @@ from typing import Any
 
 from . import layout, locks, manifest, search, slurm, status
 from .manifest import Manifest, Submission
+from .results import recorded_status
 from .scheduler import Backend
 from .spec import DATASETS, Run, Spec, data_sources, expand, load_spec, mlp_params
 from .vocab import ACTIVE, FINISHED, RETRYABLE, RunState
-from .worker import recorded_status
 
 
 class SweepError(Exception):
@@ -156,7 +156,7 @@ def _set_aside(sweep: layout.SweepDir, run_ids: list[str]) -> None:
     (its workers wait for the sweep lock, so none of them has written a new result yet)."""
     for run_id in run_ids:
         old = sweep.result(run_id)
-        if old.is_file() and recorded_status(sweep, run_id) not in FINISHED:  # a task run in-process
+        if old.is_file() and recorded_status(sweep.result(run_id)) not in FINISHED:  # a task run in-process
             old.replace(sweep.previous_result(run_id))
 
 

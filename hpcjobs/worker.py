@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import layout, locks
+from .results import recorded_status
 from .vocab import FINISHED, OOM_HINT, RunState, lanes
 
 _OOM_MARKERS = ("ResourceExhausted", "out of memory", "OOM when allocating", "RESOURCE_EXHAUSTED")
@@ -50,7 +51,7 @@ def run_one(sweep: layout.SweepDir, run_id: str) -> str:
             who = locks.holder(sweep, run_id)
             print(f"hpcjobs: run {run_id} is being trained by {_name(who)}: skipped", flush=True)
             return RunState.RUNNING
-        previous = recorded_status(sweep, run_id)
+        previous = recorded_status(sweep.result(run_id))
         if previous in FINISHED:
             return str(previous)
         config = layout.read_json(sweep.config(run_id))
@@ -108,7 +109,7 @@ def run_population(sweep: layout.SweepDir, run_ids: Sequence[str]) -> dict[str, 
             outcomes.update(population.train_population(sweep, list(held)))
         except Exception as exc:
             for run_id, lock in held.items():
-                status = recorded_status(sweep, run_id)
+                status = recorded_status(sweep.result(run_id))
                 outcomes[run_id] = status if status in FINISHED else _record_failure(sweep, run_id, exc, lock)
     return {run_id: outcomes[run_id] for run_id in run_ids}
 
@@ -166,7 +167,7 @@ class Task:
         ]
         for proc in procs:
             proc.wait()  # a failed run is recorded in its result.json; the exit code adds nothing
-        return {run_id: recorded_status(sweep, run_id) or RunState.FAILED for run_id in self.run_ids}
+        return {run_id: recorded_status(sweep.result(run_id)) or RunState.FAILED for run_id in self.run_ids}
 
     def checkpoint(self) -> Any:
         """Called by submitit on USR2: requeue this same task (progress lives on disk)."""
@@ -188,11 +189,3 @@ def requeue_on_time_limit() -> None:
         sys.exit(-1)  # SystemExit, like submitit: not an exception a run would record as its failure
 
     signal.signal(signal.SIGUSR2, requeue)
-
-
-def recorded_status(sweep: layout.SweepDir, run_id: str) -> str | None:
-    """The status in a run's result.json, None while there is none."""
-    try:
-        return str(layout.read_json(sweep.result(run_id))["status"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
