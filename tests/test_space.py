@@ -230,3 +230,21 @@ def _tables(path: Path) -> dict[str, Any]:
 
     doc = tomllib.loads(path.read_text())
     return {k: doc[k] for k in ("search", "space", "sweep")}
+
+
+def test_the_mnist_quest_example_is_a_halving_search_of_4_rungs():
+    from hpcjobs import search
+    from hpcjobs.spec import load_spec
+
+    from .conftest import EXAMPLES
+
+    spec = load_spec(EXAMPLES / "mnist_quest.toml")
+    assert (spec.search.method, spec.run_count) == ("halving", 54)
+    assert search.rung_epochs(spec.search.min_epochs, spec.search.eta, spec.settings["train"]["epochs"]) == [
+        2,
+        6,
+        18,
+        54,
+    ]
+    depths = {len(r.settings["model"]["hidden"]) for r in expand(spec)}
+    assert depths <= set(range(1, 8)) and len(depths) >= 4
