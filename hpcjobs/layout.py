@@ -7,6 +7,7 @@ results/<name>/
     runs/<run id>/    config.json, history.csv (one row per epoch), result.json, backup/ (resume state)
     populations/      the resume state of runs trained together as one population (JAX)
     submitit/         submitit's pickles and job logs
+    compile-cache/    JAX's persistent compilation cache, shared by every task of the sweep
     summary.csv, plots/
 """
 
@@ -77,6 +78,11 @@ class SweepDir:
     @property
     def submitit_dir(self) -> Path:
         return self.root / "submitit"
+
+    @property
+    def compile_cache(self) -> Path:
+        """Compiled XLA programs: seeds of one architecture compile the same program in every task."""
+        return self.root / "compile-cache"
 
     @property
     def summary_csv(self) -> Path:

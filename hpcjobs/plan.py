@@ -52,6 +52,25 @@ class Execution:
     eval_batch_size: int
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Where a run's time went in this process: start-up (reading the data, building, tracing and compiling,
+    and for a process's first run the framework's import too) up to the end of its first epoch, apart from
+    the training of the later epochs."""
+
+    startup_seconds: float | None
+    training_seconds: float | None
+    later_epochs: int
+    reused_model: bool
+
+    @classmethod
+    def of(cls, since: float, epoch_ends: list[float], reused: bool) -> Timing:
+        """From the clock reading the start-up began at and the clock readings at each epoch's end."""
+        if not epoch_ends:
+            return cls(None, None, 0, reused)
+        return cls(epoch_ends[0] - since, epoch_ends[-1] - epoch_ends[0], len(epoch_ends) - 1, reused)
+
+
 def choose_policy(requested: str, compute_capability: tuple[int, int] | None) -> str:
     """The dtype policy: an explicit request as is; "auto" from the GPU's compute capability.
 
@@ -190,8 +209,7 @@ def build_result(
     diverged_epoch: int | None,
     test: dict[str, float],
     params: int,
-    session_epochs: int,
-    session_seconds: float,
+    timing: Timing,
     n_train: int,
     precision_policy: str,
     execution: Execution,
@@ -203,8 +221,10 @@ def build_result(
 ) -> dict[str, Any]:
     """The result.json content. NaN/inf become null: the JSON stays strict and a diverged run stays readable.
 
-    Throughput covers this session only (a resumed run trained fewer epochs in this process).
+    Throughput covers the later epochs of this session only: the first one pays for tracing and compiling,
+    and a resumed run trained fewer epochs in this process. One epoch alone gives no throughput.
     """
+    later, seconds = timing.later_epochs, timing.training_seconds
     return {
         "run_id": config["run_id"],
         "status": RunState.DIVERGED if diverged_epoch is not None else RunState.COMPLETED,
@@ -212,8 +232,11 @@ def build_result(
         **summary,
         "test": {name: _finite(value) for name, value in test.items()},
         "params": params,
-        "seconds_per_epoch": session_seconds / session_epochs if session_epochs else None,
-        "samples_per_second": n_train * session_epochs / session_seconds if session_epochs else None,
+        "seconds_per_epoch": seconds / later if later and seconds else None,
+        "samples_per_second": n_train * later / seconds if later and seconds else None,
+        "startup_seconds": timing.startup_seconds,
+        "training_seconds": seconds,
+        "reused_model": timing.reused_model,
         "precision_policy": precision_policy,
         "execution": asdict(execution),
         "backend": backend,

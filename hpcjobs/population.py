@@ -31,6 +31,7 @@ from hpcjobs.layout import SweepDir, read_json, write_bytes, write_json
 from hpcjobs.plan import (
     EVAL_BATCH_SIZE,
     Execution,
+    Timing,
     build_result,
     choose_policy,
     diverged,
@@ -222,6 +223,7 @@ class Population:
         self.diverged_epoch = np.zeros(n, int)
         self.best_value, self.wait, self.has_best = np.full(n, np.nan), np.zeros(n, int), np.zeros(n, bool)
         self.seconds, self.session_epochs = np.zeros(n), np.zeros(n, int)
+        self.startup = np.zeros(n)  # each member's share of the session's first epoch, compilation included
 
     @property
     def checkpoint_path(self) -> Any:
@@ -245,7 +247,9 @@ class Population:
             k: np.asarray(v) for k, v in {**logs, **{f"val_{k}": v for k, v in val_logs.items()}}.items()
         }
         seconds = time.perf_counter() - clock
-        self.seconds[ran] += seconds / ran.sum()  # each member's share of the epoch
+        first = ran & (self.session_epochs == 0)
+        self.startup[first] += seconds / ran.sum()
+        self.seconds[ran & ~first] += seconds / ran.sum()  # each member's share of the epoch
         self.session_epochs[ran] += 1
         for i in np.flatnonzero(ran):
             append_row(
@@ -393,8 +397,12 @@ class Results:
                 diverged_epoch=int(population.diverged_epoch[i]) or None,
                 test=test,
                 params=program.model.count_params(),
-                session_epochs=int(population.session_epochs[i]),
-                session_seconds=float(population.seconds[i]),
+                timing=Timing(
+                    float(population.startup[i]),
+                    float(population.seconds[i]),
+                    max(int(population.session_epochs[i]) - 1, 0),
+                    reused_model=False,
+                ),
                 n_train=members.train_rows.shape[1],
                 precision_policy=self.policy,
                 execution=program.execution,

@@ -6,11 +6,13 @@ importing it. Exceptions propagate on purpose: the worker that calls train_run r
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import os
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from hpcjobs import data, scores
 from hpcjobs.layout import SweepDir, read_json, write_json
 from hpcjobs.plan import (
     Execution,
+    Timing,
     build_result,
     choose_policy,
     diverged,
@@ -29,6 +32,7 @@ from hpcjobs.plan import (
     plan_execution,
     summarize_history,
 )
+from hpcjobs.programs import program_key
 from hpcjobs.vocab import Objective
 
 OPTIMIZERS = {
@@ -41,8 +45,13 @@ OPTIMIZERS = {
 }
 
 
-def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
-    """Train the run described by its config.json; write and return its result.json."""
+def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[str, Any]:
+    """Train the run described by its config.json; write and return its result.json.
+
+    `since` (a time.perf_counter() value) is when the run's start-up began, the process start for a process's
+    first run; by default, now.
+    """
+    clock = time.perf_counter() if since is None else since
     config = read_json(sweep.config(run_id))
     started = now()
     backend = keras.backend.backend()
@@ -51,23 +60,25 @@ def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
             f"Expected the Keras backend of the config, {config['backend']!r}. Received: {backend!r} "
             "(KERAS_BACKEND must be set before keras is first imported)"
         )
-    # Several runs may train one after another in one worker process: start each from a clean slate.
-    keras.backend.clear_session()
+    data_cfg, model_cfg, train_cfg = config["data"], config["model"], config["train"]
+    device, capability = probe_device(backend)
+    policy = choose_policy(train_cfg["precision"], capability)
+    key = (program_key(config), policy)
+    reuse = MODELS.holds(key)
+    if not reuse:
+        # A new program: start from a clean slate (and let the previous program's graphs go).
+        MODELS.drop()
+        keras.backend.clear_session()
     seed_everything(int(config["seed"]), backend)
 
-    data_cfg, model_cfg, train_cfg = config["data"], config["model"], config["train"]
-    x, y = data.load(data_cfg["source"])
-    n_classes = data.check_labels(y, data_cfg["source"])
-    parts = data.split(
-        x,
-        y,
+    ready = dataset(
+        data_cfg["source"],
         data_cfg["test_fraction"],
         data_cfg["validation_fraction"],
         int(config["seed"]),
         data_cfg.get("scale", "standard"),
     )
-    device, capability = probe_device(backend)
-    policy = choose_policy(train_cfg["precision"], capability)
+    parts = ready.parts
     objective = Objective.for_metrics(train_cfg["metrics"])
     execution = plan_execution(train_cfg, backend, len(parts.x_train))
 
@@ -79,16 +90,19 @@ def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
 
     keras.mixed_precision.set_dtype_policy(policy)
     try:
-        model = build_model(
+        # Built even when the compiled model is reused: its initial weights are the run's, drawn exactly as a
+        # fresh run draws them.
+        fresh = build_model(
             parts.x_train.shape[1],
-            n_classes,
+            ready.n_classes,
             hidden=list(model_cfg["hidden"]),
             activation=model_cfg["activation"],
             dropout=float(model_cfg["dropout"]),
             l2=float(model_cfg.get("l2", 0.0)),
         )
-        compile_model(model, train_cfg, execution)
-        divergence, callbacks = training_callbacks(
+        batch = (parts.x_train[:1], ready.y_train[:1])
+        model = MODELS.model(key, fresh, batch, train_cfg, execution)
+        divergence, epochs, callbacks = training_callbacks(
             run_id,
             train_cfg,
             objective,
@@ -96,21 +110,22 @@ def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
             backup_dir,
             keep_backup=bool(config.get("keep_backup")),
         )
-        y_train, y_val, y_test = (one_hot(y, n_classes) for y in (parts.y_train, parts.y_val, parts.y_test))
 
-        clock = time.perf_counter()
-        fit = fit_model(
-            model, (parts.x_train, y_train), (parts.x_val, y_val), train_cfg, execution, callbacks
+        fit_model(
+            model,
+            (parts.x_train, ready.y_train),
+            (parts.x_val, ready.y_val),
+            train_cfg,
+            execution,
+            callbacks,
         )
-        seconds = time.perf_counter() - clock
-
         evaluated = model.evaluate(
-            parts.x_test, y_test, batch_size=execution.eval_batch_size, verbose=0, return_dict=True
+            parts.x_test, ready.y_test, batch_size=execution.eval_batch_size, verbose=0, return_dict=True
         )
         predicted = model.predict(parts.x_test, batch_size=execution.eval_batch_size, verbose=0).argmax(
             axis=1
         )
-        test = {**evaluated, **scores.macro_scores(parts.y_test, predicted, n_classes)}
+        test = {**evaluated, **scores.macro_scores(parts.y_test, predicted, ready.n_classes)}
         params = model.count_params()
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
@@ -121,8 +136,7 @@ def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
         diverged_epoch=divergence.diverged_epoch,
         test=test,
         params=params,
-        session_epochs=len(fit.epoch),
-        session_seconds=seconds,
+        timing=Timing.of(clock, epochs.ends, reused=reuse),
         n_train=len(parts.x_train),
         precision_policy=policy,
         execution=execution,
@@ -134,6 +148,83 @@ def train_run(sweep: SweepDir, run_id: str) -> dict[str, Any]:
     )
     write_json(sweep.result(run_id), result)
     return result
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A run's data, split, standardized and one-hot: what runs of one source, split and seed share."""
+
+    parts: data.Split
+    n_classes: int
+    y_train: np.ndarray
+    y_val: np.ndarray
+    y_test: np.ndarray
+
+
+@functools.lru_cache(maxsize=1)
+def _source(source: str) -> tuple[np.ndarray, np.ndarray, int]:
+    x, y = data.load(source)
+    return x, y, data.check_labels(y, source)
+
+
+@functools.lru_cache(maxsize=1)
+def dataset(source: str, test_fraction: float, validation_fraction: float, seed: int, scale: str) -> Dataset:
+    """Read once per process and source, split once per split and seed (the last of each is kept)."""
+    x, y, n_classes = _source(source)
+    parts = data.split(x, y, test_fraction, validation_fraction, seed, scale)
+    y_train, y_val, y_test = (one_hot(y, n_classes) for y in (parts.y_train, parts.y_val, parts.y_test))
+    return Dataset(parts, n_classes, y_train, y_val, y_test)
+
+
+class CompiledModels:
+    """The process's last built and compiled model and the program key it was compiled for.
+
+    A run of the same key trains that model again instead of building and compiling its own, so nothing is
+    traced or compiled again: its variables take the fresh model's values (weights and dropout seeds, drawn
+    from the run's seed) and the optimizer's variables their values from before the first step. Only the
+    last model is kept: runs of one program come one after another (programs.in_program_order).
+    """
+
+    def __init__(self) -> None:
+        self.key: tuple[str, str] | None = None
+        self.compiled: keras.Model | None = None
+        self.optimizer_start: list[np.ndarray] = []
+
+    def holds(self, key: tuple[str, str]) -> bool:
+        return self.compiled is not None and self.key == key
+
+    def drop(self) -> None:
+        self.key, self.compiled, self.optimizer_start = None, None, []
+
+    def model(
+        self,
+        key: tuple[str, str],
+        fresh: keras.Model,
+        batch: tuple[np.ndarray, np.ndarray],
+        train_cfg: dict[str, Any],
+        execution: Execution,
+    ) -> keras.Model:
+        """The model to train: `fresh`, compiled, for a new key; else the compiled one given fresh's state."""
+        if self.compiled is None or self.key != key:
+            compile_model(fresh, train_cfg, execution)
+            # Keras builds the loss, metrics and optimizer at the first fit, from a batch it takes from the
+            # training data; on JAX that draws one more shuffle from NumPy's global generator, which a reused
+            # model would not draw. Built here from a given batch, fresh and reused runs shuffle alike, and
+            # the optimizer's start values can be kept.
+            fresh._symbolic_build(data_batch=batch)
+            self.key, self.compiled = key, fresh
+            self.optimizer_start = [keras.ops.convert_to_numpy(v) for v in fresh.optimizer.variables]
+            return fresh
+        model = self.compiled
+        for target, source in zip(model.variables, fresh.variables, strict=True):
+            target.assign(source.value)
+        for target, start in zip(model.optimizer.variables, self.optimizer_start, strict=True):
+            target.assign(start)
+        model.optimizer.learning_rate = train_cfg["learning_rate"]
+        return model
+
+
+MODELS = CompiledModels()
 
 
 def seed_everything(seed: int, backend: str) -> None:
@@ -203,7 +294,7 @@ def training_callbacks(
     history_path: Path,
     backup_dir: Path,
     keep_backup: bool = False,
-) -> tuple[DivergenceStop, list[keras.callbacks.Callback]]:
+) -> tuple[DivergenceStop, EpochLine, list[keras.callbacks.Callback]]:
     """The run's callbacks, all of them epoch-level: a batch hook would make Keras call the callbacks
     synchronously after every execution (keras/src/callbacks/callback_list.py, _configure_async_dispatch)."""
     divergence = DivergenceStop()
@@ -222,8 +313,9 @@ def training_callbacks(
                 objective.name, mode=objective.direction, patience=patience, restore_best_weights=True
             )
         )
-    callbacks.append(EpochLine(run_id, int(train_cfg["epochs"]), objective.name))
-    return divergence, callbacks
+    line = EpochLine(run_id, int(train_cfg["epochs"]), objective.name)
+    callbacks.append(line)
+    return divergence, line, callbacks
 
 
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -293,19 +385,22 @@ class EpochBackup(keras.callbacks.BackupAndRestore):  # type: ignore[misc]
 
 
 class EpochLine(keras.callbacks.Callback):  # type: ignore[misc]
-    """One short line per epoch on stdout (the job log), instead of Keras' per-batch progress bar."""
+    """One short line per epoch on stdout (the job log), instead of Keras' per-batch progress bar; keeps the
+    time.perf_counter() at each epoch's end for the result's start-up and training seconds."""
 
     def __init__(self, run_id: str, epochs: int, monitor: str) -> None:
         super().__init__()
         self.run_id, self.epochs, self.monitor = run_id, epochs, monitor
         self.clock = time.perf_counter()
+        self.ends: list[float] = []
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.clock = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        seconds = time.perf_counter() - self.clock
+        self.ends.append(time.perf_counter())
+        seconds = self.ends[-1] - self.clock
         print(
             f"{self.run_id} epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', math.nan):.4g}, "
             f"{self.monitor} {logs.get(self.monitor, math.nan):.4g} ({seconds:.1f} s)",

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,9 +40,39 @@ def failure_result(run_id: str, exc: BaseException, traceback_path: Path) -> dic
     }
 
 
+# A process's first run counts the framework's import and start-up as its own; later runs start when called.
+_process_start: float | None = time.perf_counter()
+
+
+def _startup_clock() -> float:
+    global _process_start
+    since, _process_start = _process_start or time.perf_counter(), None
+    return since
+
+
+def set_framework_env(sweep: layout.SweepDir, backend: str) -> None:
+    """The backend is chosen per sweep and must be set before Keras is first imported. A cache setting of
+    the user's own wins (e.g. a cache on a node's local disk)."""
+    os.environ["KERAS_BACKEND"] = backend
+    for name, value in compile_cache_env(sweep, backend).items():
+        os.environ.setdefault(name, value)
+
+
+def compile_cache_env(sweep: layout.SweepDir, backend: str) -> dict[str, str]:
+    """JAX's persistent compilation cache in the sweep's folder, for every program however quick to compile:
+    all tasks of a sweep compile the same few programs. Read by JAX when first imported."""
+    if backend != "jax":
+        return {}
+    return {
+        "JAX_COMPILATION_CACHE_DIR": str(sweep.compile_cache.resolve()),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    }
+
+
 def run_one(sweep: layout.SweepDir, run_id: str) -> str:
     """Train one run unless it already finished or another process is training it; record an exception
     as the run's result. Everything happens under the run's lock, so no two processes train one run."""
+    since = _startup_clock()
     unsafe = layout.run_dir_problem(sweep, run_id)
     if unsafe:  # nothing is written: the run's own folder is the one place it could say so
         print(f"hpcjobs: run {run_id} refused: {unsafe}", flush=True)
@@ -55,12 +86,11 @@ def run_one(sweep: layout.SweepDir, run_id: str) -> str:
         if previous in FINISHED:
             return str(previous)
         config = layout.read_json(sweep.config(run_id))
-        # The backend is chosen per sweep and must be set before Keras is first imported.
-        os.environ["KERAS_BACKEND"] = config["backend"]
+        set_framework_env(sweep, config["backend"])
         try:
             from . import train
 
-            return str(train.train_run(sweep, run_id)["status"])
+            return str(train.train_run(sweep, run_id, since)["status"])
         except Exception as exc:
             return _record_failure(sweep, run_id, exc, lock)
 
@@ -102,7 +132,7 @@ def run_population(sweep: layout.SweepDir, run_ids: Sequence[str]) -> dict[str, 
                 outcomes[run_id] = RunState.RUNNING
             else:
                 held[run_id] = lock
-        os.environ["KERAS_BACKEND"] = "jax"
+        set_framework_env(sweep, "jax")
         try:
             from . import population
 

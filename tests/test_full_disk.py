@@ -127,7 +127,7 @@ def test_a_run_that_fails_on_a_full_disk_says_so(
     sweep = sweeps.submit(path, disk, fake, lambda executor: fake).sweep
     run_id = manifest.read(sweep).run_ids[0]
 
-    def train_run(sweep: layout.SweepDir, run_id: str) -> dict[str, Any]:
+    def train_run(sweep: layout.SweepDir, run_id: str, since: float) -> dict[str, Any]:
         fill(disk)  # the disk fills up while the run trains
         raise OSError(errno.ENOSPC, "No space left on device", str(sweep.history(run_id)))
 

@@ -125,8 +125,7 @@ def test_build_result(train):
         diverged_epoch=4,
         test={"loss": math.nan, "f1_macro": 0.25},
         params=70,
-        session_epochs=2,
-        session_seconds=4.0,
+        timing=plan.Timing.of(10.0, [13.0, 15.0, 17.0], reused=True),
         n_train=100,
         precision_policy="float32",
         execution=plan.Execution(steps_per_execution=7, jit_compile=False, eval_batch_size=4096),
@@ -138,9 +137,38 @@ def test_build_result(train):
     )
     assert result["status"] == "DIVERGED" and result["diverged_epoch"] == 4
     assert result["test"] == {"loss": None, "f1_macro": 0.25}
+    # The first epoch is start-up (tracing, compiling): throughput counts the two after it.
     assert (result["seconds_per_epoch"], result["samples_per_second"]) == (2.0, 50.0)
+    assert (result["startup_seconds"], result["training_seconds"], result["reused_model"]) == (3.0, 4.0, True)
     assert result["epochs"] == 10 and result["seed"] == 3 and result["config"] is config
     assert result["execution"] == {"steps_per_execution": 7, "jit_compile": False, "eval_batch_size": 4096}
+
+
+def test_one_epoch_is_start_up_only_and_gives_no_throughput(train):
+    assert plan.Timing.of(1.0, [3.5], reused=False) == plan.Timing(2.5, 0.0, 0, False)
+    assert plan.Timing.of(1.0, [], reused=True) == plan.Timing(None, None, 0, True)  # resumed after its end
+    config = {"run_id": "r", "seed": 0, "train": {"epochs": 1}}
+    result = plan.build_result(
+        config,
+        {"epochs_done": 1, "best_epoch": 1, "monitor": "val_loss", "best": {}, "final_loss": 0.4},
+        diverged_epoch=None,
+        test={},
+        params=1,
+        timing=plan.Timing.of(1.0, [3.5], reused=False),
+        n_train=100,
+        precision_policy="float32",
+        execution=plan.Execution(steps_per_execution=1, jit_compile=False, eval_batch_size=4096),
+        backend="tensorflow",
+        device="cpu",
+        versions={},
+        started="a",
+        finished="b",
+    )
+    assert (result["samples_per_second"], result["seconds_per_epoch"], result["startup_seconds"]) == (
+        None,
+        None,
+        2.5,
+    )
 
 
 @pytest.mark.parametrize(
@@ -189,7 +217,7 @@ def test_no_callback_of_a_run_has_a_batch_hook(train, tmp_path):
     only while no callback overrides a batch hook (keras/src/callbacks/callback_list.py)."""
     from keras.src.utils.python_utils import is_default
 
-    _, callbacks = train.training_callbacks(
+    _, _, callbacks = train.training_callbacks(
         "r",
         {"epochs": 2, "early_stopping_patience": 1},
         Objective("val_loss", "min"),

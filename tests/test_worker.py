@@ -24,6 +24,14 @@ def test_out_of_memory_errors_are_told_apart_from_other_failures(tmp_path: Path)
     assert other["traceback"] == str(tb)
 
 
+def test_jax_tasks_of_a_sweep_share_one_compilation_cache_in_its_folder(tmp_path: Path) -> None:
+    sweep = layout.SweepDir(tmp_path / "s")
+    env = worker.compile_cache_env(sweep, "jax")
+    assert env["JAX_COMPILATION_CACHE_DIR"] == str(sweep.compile_cache.resolve())
+    assert env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"  # the lesson MLP compiles in < 1 s on CPU
+    assert worker.compile_cache_env(sweep, "tensorflow") == {}
+
+
 def _sweep(root: Path, source: str, epochs: int = 1) -> tuple[layout.SweepDir, list[str]]:
     spec = parse_spec(
         {"name": "w", "data": {"source": source}, "train": {"epochs": epochs}, "sweep": {"seeds": [0, 1]}}
