@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/train_throughput.py and bench/packing.py on a GPU machine with Python 3.12 + JAX but no TensorFlow,
+# bench/train_throughput.py, bench/packing.py and bench/population.py on a GPU machine with Python 3.12 + JAX but no TensorFlow,
 # Keras, submitit or internet.
 #
 # Here, with internet, from the repository root:   bench/gpu.sh fetch
@@ -29,6 +29,9 @@ export PYTHONPATH="/tmp/site:$PWD" KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 "$PYTHON" bench/train_throughput.py "$@" | tee /tmp/train_throughput_auto.txt
 "$PYTHON" bench/train_throughput.py --precision float32 "$@" | tee /tmp/train_throughput_float32.txt
 "$PYTHON" bench/packing.py --runs 8 | tee /tmp/packing.txt
+# 32 seeds of the lesson MLP (60,000 × 784) as one population vs in turn vs one process per run (8 timed).
+"$PYTHON" bench/population.py --config lesson --epochs 5 --seeds 8 32 --per-process 8 | tee /tmp/population.txt
 echo; echo "== precision auto =="; tail -n 5 /tmp/train_throughput_auto.txt
 echo "== precision float32 =="; tail -n 5 /tmp/train_throughput_float32.txt
 echo "== packing =="; tail -n 6 /tmp/packing.txt
+echo "== population =="; tail -n 12 /tmp/population.txt

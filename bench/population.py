@@ -1,6 +1,6 @@
 """Population benchmark: N seeds of one MLP on JAX as one population vs the same runs in turn in one process
-vs one process per run, each through the task runner (`python -m hpcjobs run`), wall clock including
-start-up (imports, data, compilation), measured side by side in one go.
+vs one process per run, each process started as a task starts its lanes (worker.LANE_COMMAND); wall clock
+including start-up (imports, data, compilation), measured side by side in one go.
 
     KERAS_BACKEND=jax python bench/population.py --config digits --seeds 8 32
     KERAS_BACKEND=jax python bench/population.py --config lesson --samples 6000 --epochs 3 --seeds 8 32
@@ -27,6 +27,7 @@ import numpy as np
 
 from hpcjobs import layout, manifest
 from hpcjobs.spec import expand, parse_spec
+from hpcjobs.worker import LANE_COMMAND
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,17 +61,19 @@ def make_sweep(root: Path, name: str, args: argparse.Namespace, seeds: int, popu
 
 
 def timed_run(sweep: Path, run_ids: list[str]) -> float:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "KERAS_BACKEND": "jax"}
+    # The repository first, then whatever the caller put on the path (bench/gpu.sh: its offline wheels).
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = {**os.environ, "PYTHONPATH": path, "KERAS_BACKEND": "jax"}
     clock = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "hpcjobs", "run", str(sweep), *run_ids],
+        [sys.executable, *LANE_COMMAND, str(sweep), *run_ids],
         env=env,
         capture_output=True,
         text=True,
     )
     seconds = time.perf_counter() - clock
     if proc.returncode != 0:
-        sys.exit(f"hpcjobs run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        sys.exit(f"the task process failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return seconds
 
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -297,3 +298,54 @@ def test_members_match_independent_keras_fits_statistically(tmp_path):
     assert abs(final["p"].mean() - final["a"].mean()) <= standard_error, (final, standard_error)
     assert final["p"].mean() > 0.8  # both learned: the digits MLP reaches ~0.9 in 8 epochs
     print(json.dumps({k: [round(v.mean(), 4), round(v.std(ddof=1), 4)] for k, v in final.items()}))
+
+
+@pytest.mark.keras
+def test_a_jax_sweep_trains_as_populations_and_reads_like_runs_alone(tmp_path):
+    """Through the local executor: status and collect show the members like any runs; `resubmit` of one
+    failed member trains it alone (train.py) and it ends like the others."""
+    from click.testing import CliRunner
+
+    from hpcjobs.cli import cli
+
+    sweep_file = tmp_path / "pop.toml"
+    sweep_file.write_text(
+        'name = "pop"\nbackend = "jax"\n[data]\nsource = "moons"\n[model]\nhidden = [8]\n'
+        '[train]\nepochs = 2\n[sweep]\n"train.learning_rate" = [0.01, 0.03]\nseeds = [0, 1]\n'
+    )
+    results = str(tmp_path / "results")
+    runner = CliRunner()
+
+    def wait_for_status() -> dict[str, Any]:
+        for _ in range(600):
+            st = json.loads(runner.invoke(cli, ["status", "pop", "--results", results, "--json"]).output)
+            if set(st["counts"]) <= {"COMPLETED", "DIVERGED", "FAILED"}:
+                return st
+            time.sleep(1)
+        raise AssertionError(st)
+
+    submitted = runner.invoke(
+        cli, ["submit", str(sweep_file), "--executor", "local", "--results", results, "--wait"]
+    )
+    assert submitted.exit_code == 0, submitted.output
+    st = wait_for_status()
+    assert st["counts"] == {"COMPLETED": 4}
+    assert {(r["epochs_done"], r["epochs"]) for r in st["runs"]} == {(2, 2)}
+    sweep = SweepDir(Path(results) / "pop")
+    ids = sorted(p.name for p in (sweep.root / "runs").iterdir())
+    assert all(read_json(sweep.result(r)).get("population", 1) >= 2 for r in ids)
+    collected = json.loads(
+        runner.invoke(cli, ["collect", "pop", "--results", results, "--format", "json"]).output
+    )
+    assert [r["finished"] for r in collected] == ["2/2", "2/2"]
+    assert all(0.5 < r["best_val_categorical_accuracy_mean"] <= 1.0 for r in collected)
+
+    # One member fails after the fact (as if its node had died): resubmit trains it alone, from epoch 0.
+    failed = ids[0]
+    write_json(sweep.result(failed), {"run_id": failed, "status": "FAILED", "error": "node died", "hint": ""})
+    resubmitted = runner.invoke(cli, ["resubmit", "pop", "--results", results])
+    assert resubmitted.exit_code == 0, resubmitted.output
+    assert wait_for_status()["counts"] == {"COMPLETED": 4}
+    again = read_json(sweep.result(failed))
+    assert again["status"] == "COMPLETED" and "population" not in again
+    assert history(sweep, failed)["epoch"].tolist() == [0, 1]
