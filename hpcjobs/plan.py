@@ -132,17 +132,18 @@ def plan_execution(train_cfg: dict[str, Any], backend: str, n_train: int) -> Exe
 
 
 # A population's members differ only in these: everything else of a config must match to share one program.
-# The learning rate is an optimizer variable, so each member carries its own in its stacked optimizer state.
+# The learning rate is an optimizer variable, so each member carries its own in its stacked optimizer state;
+# epochs and early stopping decide when a member stops, each member on its own.
 MEMBER_KEYS = ("run_id", "seed")
-MEMBER_TRAIN_KEYS = ("learning_rate",)
+MEMBER_TRAIN_KEYS = ("learning_rate", "epochs", "early_stopping_patience")
 
 # Beyond this many members compilation and one epoch's latency grow for no further gain per member.
 MAX_POPULATION = 256
 
 
 def population_key(config: Mapping[str, Any]) -> str | None:
-    """What a run shares with the other members of its population (same data, model, training but seed and
-    learning rate); None for a run that trains alone: not on JAX, or train.population = "off"."""
+    """What a run shares with the other members of its population (same data, model, training but seed,
+    learning rate, epochs and patience); None for a run that trains alone: not on JAX, or population "off"."""
     train_cfg = config["train"]
     if config["backend"] != "jax" or train_cfg.get("population", "auto") == "off":
         return None

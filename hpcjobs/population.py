@@ -205,8 +205,9 @@ class Population:
         self.sweep, self.program, self.members = sweep, program, members
         self.labels = y
         self.objective = Objective.for_metrics(program.train_cfg["metrics"])
-        self.patience = int(program.train_cfg["early_stopping_patience"])
-        self.epochs = int(program.train_cfg["epochs"])
+        # Epochs and patience may differ between members: they decide when a member stops, not the program.
+        self.epochs = np.array([int(c["train"]["epochs"]) for c in members.configs])
+        self.patience = np.array([int(c["train"]["early_stopping_patience"]) for c in members.configs])
         n = len(members.configs)
         self.device_data = (
             *(jnp.asarray(a) for a in (members.train_rows, members.val_rows, members.mean, members.std)),
@@ -217,7 +218,7 @@ class Population:
         self.state = program.initial
         # Early stopping restores the best weights (train.py: restore_best_weights=True); a copy, since the
         # epoch function donates the state's buffers.
-        self.best = jax.tree.map(jnp.array, self.state[:2]) if self.patience else None
+        self.best = jax.tree.map(jnp.array, self.state[:2]) if self.patience.any() else None
         self.next_epoch = 0
         self.active = np.ones(n, bool)
         self.diverged_epoch = np.zeros(n, int)
@@ -230,7 +231,7 @@ class Population:
         return self.sweep.population_checkpoint(self.members.run_ids)
 
     def train(self, finish: Callable[[np.ndarray, Population], None]) -> None:
-        while self.active.any() and self.next_epoch < self.epochs:
+        while self.active.any():
             finishing = self.run_epoch()
             if finishing.any():
                 finish(finishing, self)
@@ -260,14 +261,15 @@ class Population:
         )
         self.diverged_epoch[diverging] = epoch + 1
         stopping = (
-            self.early_stopping(ran, values[self.objective.name]) if self.patience else np.zeros_like(ran)
+            self.early_stopping(ran, values[self.objective.name])
+            if self.best is not None
+            else np.zeros_like(ran)
         )
         self.active = ran & ~diverging & ~stopping
         self.next_epoch += 1
-        if self.next_epoch == self.epochs:
-            self.active[:] = False
+        self.active &= self.next_epoch < self.epochs
         print(
-            f"population of {len(ran)} epoch {epoch + 1}/{self.epochs}: {int(ran.sum())} trained, "
+            f"population of {len(ran)} epoch {epoch + 1}/{self.epochs.max()}: {int(ran.sum())} trained, "
             f"{self.objective.name} {np.nanmedian(values[self.objective.name]):.4g} median ({seconds:.1f} s)",
             flush=True,
         )
@@ -284,7 +286,8 @@ class Population:
         self.wait[ran] += 1
         self.wait[improved] = 0
         self.best = self.program.keep(jnp.asarray(improved), self.state[:2], self.best)
-        stopping: np.ndarray = ran & ~improved & (self.wait >= self.patience) & (self.next_epoch > 0)
+        waited = (self.patience > 0) & (self.wait >= self.patience)
+        stopping: np.ndarray = ran & ~improved & waited & (self.next_epoch > 0)
         return stopping
 
     def save(self) -> None:
@@ -379,7 +382,9 @@ class Results:
 
     def write(self, which: np.ndarray, population: Population) -> None:
         program, members = population.program, population.members
-        weights = population.best if population.best is not None else population.state[:2]
+        weights = population.state[:2]
+        if population.best is not None:  # members with early stopping: their best epoch's weights
+            weights = program.keep(jnp.asarray(population.patience > 0), population.best, weights)
         _, _, mean, std, x, y = population.device_data
         logs, predicted = program.test(weights, jnp.asarray(members.test_rows), mean, std, x, y)
         logs, predicted = {k: np.asarray(v) for k, v in logs.items()}, np.asarray(predicted)

@@ -53,7 +53,11 @@ def config(run_id: str, seed: int, source: str, **train: Any) -> dict[str, Any]:
 def test_population_key_ignores_seed_and_learning_rate_only():
     base = config("a", 0, "moons")
     assert plan.population_key(base) == plan.population_key(config("b", 7, "moons", learning_rate=0.3))
-    assert plan.population_key(base) != plan.population_key(config("c", 0, "moons", epochs=3))
+    # Epochs and patience decide when a member stops, not what the program computes.
+    assert plan.population_key(base) == plan.population_key(
+        config("c", 0, "moons", epochs=3, early_stopping_patience=2)
+    )
+    assert plan.population_key(base) != plan.population_key(config("c", 0, "moons", batch_size=32))
     assert plan.population_key(base) != plan.population_key(
         {**base, "model": {**base["model"], "hidden": [8]}}
     )
@@ -64,11 +68,11 @@ def test_population_key_ignores_seed_and_learning_rate_only():
 def test_populations_group_by_key_in_order_and_respect_the_cap():
     configs = {
         "a0": config("a0", 0, "moons"),
-        "b0": config("b0", 0, "moons", epochs=5),
+        "b0": config("b0", 0, "moons", batch_size=32),
         "a1": config("a1", 1, "moons", learning_rate=0.1),
         "off": config("off", 0, "moons", population="off"),
         "a2": config("a2", 2, "moons"),
-        "b1": config("b1", 1, "moons", epochs=5),
+        "b1": config("b1", 1, "moons", batch_size=32),
     }
     assert plan.populations(configs, 8) == [["a0", "a1", "a2"], ["b0", "b1"], ["off"]]
     assert plan.populations(configs, 2) == [["a0", "a1"], ["a2"], ["b0", "b1"], ["off"]]
@@ -131,7 +135,10 @@ def toy(tmp_path_factory) -> dict[str, SweepDir]:
     source = str(root / "toy.npz")
     np.savez(source, x=x, y=(x[:, 0] + x[:, 1] > 0).astype(int))
     sweeps = {
-        "plain": write_sweep(root / "plain", [config(f"s{s}", s, source) for s in range(3)]),
+        "plain": write_sweep(
+            root / "plain",
+            [*(config(f"s{s}", s, source) for s in range(3)), config("long", 3, source, epochs=3)],
+        ),
         "diverged": write_sweep(
             root / "diverged",
             [
@@ -145,7 +152,8 @@ def toy(tmp_path_factory) -> dict[str, SweepDir]:
             [
                 config(f"e{s}", s, source, epochs=30, early_stopping_patience=2, learning_rate=lr)
                 for s, lr in enumerate([0.3, 0.003, 0.001, 0.1])
-            ],
+            ]
+            + [config("e4", 4, source, epochs=6, early_stopping_patience=0, learning_rate=0.3)],
         ),
         "whole": write_sweep(root / "whole", [config(f"r{s}", s, source, epochs=4) for s in range(2)]),
         "killed": write_sweep(root / "killed", [config(f"r{s}", s, source, epochs=4) for s in range(2)]),
@@ -189,7 +197,7 @@ def test_each_member_writes_the_history_and_result_of_a_run_trained_alone(toy):
         ]
         assert rows["epoch"].tolist() == [0, 1]
         result = read_json(sweep.result(run_id))
-        assert result["status"] == "COMPLETED" and result["epochs_done"] == 2 and result["population"] == 3
+        assert result["status"] == "COMPLETED" and result["epochs_done"] == 2 and result["population"] == 4
         assert result["best_epoch"] in (1, 2) and result["monitor"] == "val_categorical_accuracy"
         best = rows.iloc[result["best_epoch"] - 1]
         assert result["best"]["val_loss"] == pytest.approx(best["val_loss"])
@@ -207,6 +215,8 @@ def test_each_member_writes_the_history_and_result_of_a_run_trained_alone(toy):
             and result["seed"] == int(run_id[1])
         )
         assert result["config"] == read_json(sweep.config(run_id))
+    assert history(sweep, "long")["epoch"].tolist() == [0, 1, 2]  # its own number of epochs
+    assert read_json(sweep.result("long"))["epochs_done"] == 3
     # Own initialisation, split and shuffling: no two members learn the same.
     losses = {history(sweep, r)["loss"].iloc[-1] for r in ("s0", "s1", "s2")}
     assert len(losses) == 3
@@ -229,16 +239,18 @@ def test_a_member_whose_loss_is_not_finite_is_diverged_and_the_others_go_on(toy)
 def test_early_stopping_stops_a_member_not_the_population(toy):
     sweep = toy["early"]
     lengths = {}
-    for run_id in ("e0", "e1", "e2", "e3"):
+    for run_id in ("e0", "e1", "e2", "e3", "e4"):
         result = read_json(sweep.result(run_id))
         rows = history(sweep, run_id)
         lengths[run_id] = len(rows)
         assert result["status"] == "COMPLETED" and result["epochs_done"] == len(rows)
-        if len(rows) < 30:
+        if len(rows) < int(read_json(sweep.config(run_id))["train"]["epochs"]):
             # keras.callbacks.EarlyStopping: `patience` epochs without a better val accuracy than the best.
             best = rows["val_categorical_accuracy"].iloc[: len(rows) - 2].max()
             assert (rows["val_categorical_accuracy"].iloc[-2:] <= best).all()
-    assert min(lengths.values()) < max(lengths.values()), lengths  # members stopped at different epochs
+    patient = [lengths[r] for r in ("e0", "e1", "e2", "e3")]
+    assert min(patient) < max(patient), lengths  # members with early stopping stopped at different epochs
+    assert len(history(sweep, "e4")) == 6  # without early stopping: its own epochs, whatever the others do
 
 
 @pytest.mark.keras
