@@ -23,9 +23,9 @@ from . import slurm
 from .layout import SweepDir
 from .locks import process_start
 from .manifest import Submission
-from .scheduler import Backend, BackendError, States
+from .scheduler import UNREACHABLE, Backend, BackendError, States
 from .slurm import JobRow
-from .vocab import RunState, lanes
+from .vocab import ACTIVE, RunState, lanes
 from .worker import Task
 
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill real trainings
@@ -101,13 +101,22 @@ class SlurmBackend:
         ids = ",".join(s.job_id for s in subs)
         try:
             out = _run(["sacct", "-X", "-P", "-n", "-j", ids, f"--format={slurm.SACCT_FORMAT}"])
-            return slurm.parse_sacct(out), ""
+            rows = slurm.parse_sacct(out)
         except BackendError as exc:
             warning = f"accounting unavailable ({exc}); states from squeue and the run folders"
+        else:
+            if not any(row.state in ACTIVE for row in rows.values()):
+                return rows, ""  # every job has ended: what accounting says is final
+            # Accounting answers while the controller is down, and then says PENDING/RUNNING forever.
+            try:
+                _run(["squeue", "-h", "-j", ids, "-o", "%i"], timeout=30)
+            except BackendError as exc:
+                return rows, f"{UNREACHABLE}: the controller does not answer ({exc}); states from accounting"
+            return rows, ""
         try:
             out = _run(["squeue", "-h", "-r", "-j", ids, "-o", slurm.SQUEUE_FORMAT])
         except BackendError as exc:
-            return {}, f"Slurm unreachable ({exc}); showing the last state written to disk"
+            return {}, f"{UNREACHABLE} ({exc}); showing the last state written to disk"
         return slurm.parse_squeue(out), warning
 
     def cancel(self, subs: Sequence[Submission]) -> None:
@@ -231,7 +240,7 @@ class FakeBackend:
     def states(self, subs: Sequence[Submission]) -> tuple[States, str]:
         self.state_calls += 1
         if self.down:
-            return {}, "Slurm unreachable (fake controller is down); showing the last state written to disk"
+            return {}, f"{UNREACHABLE} (fake controller is down); showing the last state written to disk"
         ids = {s.job_id for s in subs}
         return {k: v for k, v in self.scripted.items() if k[0] in ids}, ""
 

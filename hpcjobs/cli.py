@@ -248,6 +248,11 @@ def status_cmd(
             click.echo(f"no sweeps in {layout.results_root(results)}/")
         else:
             out.print(render.sweeps_table(found))
+        for st in found:
+            if st.warning:
+                click.echo(f"hpcjobs: warning: {st.name}: {st.warning}", err=True)
+        if any(st.unreachable for st in found):
+            sys.exit(1)  # as documented: the states shown may be stale
         return
     sweep = layout.sweep_dir(name, results)
     limit = None if show_all else 50
@@ -264,6 +269,8 @@ def status_cmd(
     else:
         width = _width(wide)
         _print(render.status_table(st, limit, width), width)
+    if st.unreachable:
+        sys.exit(1)  # as documented: the states shown may be stale
 
 
 def _print(renderable: Any, width: int | None) -> None:

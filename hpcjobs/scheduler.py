@@ -18,6 +18,10 @@ from .slurm import JobRow
 States = dict[tuple[str, int], JobRow]
 
 
+# How a backend's warning begins when the scheduler did not answer: `status` then exits 1, as documented.
+UNREACHABLE = "Slurm unreachable"
+
+
 class BackendError(Exception):
     """The scheduler cannot be reached or refused a request; the message is one line for the user."""
 

@@ -16,7 +16,7 @@ from . import history, layout, locks, manifest, search
 from .history import Progress
 from .manifest import Submission
 from .results import read as read_result
-from .scheduler import Backend
+from .scheduler import UNREACHABLE, Backend
 from .slurm import JobRow
 from .vocab import ACTIVE, FINISHED, OOM_HINT, ORDER, QUIET, Objective, RunState
 
@@ -49,6 +49,11 @@ class SweepStatus:
     def counts(self) -> dict[str, int]:
         counts = Counter(r.state for r in self.runs)
         return {s: counts[s] for s in (*ORDER, *sorted(set(counts) - set(ORDER))) if counts[s]}
+
+    @property
+    def unreachable(self) -> bool:
+        """The scheduler did not answer: the states shown are the last ones known, perhaps stale."""
+        return UNREACHABLE in self.warning
 
     @property
     def done(self) -> bool:

@@ -13,7 +13,7 @@ import pytest
 from hpcjobs import layout, manifest
 
 from .conftest import REPO
-from .test_slurm_lab import wait_done, write_sweep
+from .test_slurm_lab import lab, wait_done, write_sweep
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("lab_slurm")]
 
@@ -77,3 +77,28 @@ def test_two_first_submits_then_two_resubmits_at_once_submit_each_run_once(tmp_p
         assert _arrays_queued(name) == {manifest.read(sweep).submissions[-1].job_id}
     finally:
         subprocess.run([sys.executable, "-m", "hpcjobs", "cancel", name, "--results", results], check=False)
+
+
+def _command(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "hpcjobs", *args], env=env, capture_output=True, text=True)
+
+
+def test_status_with_the_controller_down_and_accounting_up_warns_and_exits_1(tmp_path: Path) -> None:
+    name = f"down-{os.getpid()}"
+    path = write_sweep(tmp_path, name, additional='["--hold"]')
+    results = str(tmp_path / "r")
+    assert _command("submit", str(path), "--executor", "slurm", "--results", results).returncode == 0
+    try:
+        for _ in range(60):  # until accounting lists the held job
+            if '"PENDING"' in _command("status", name, "--results", results, "--json").stdout:
+                break
+        lab("stop-controller.sh")
+        try:
+            status = _command("status", name, "--results", results)
+        finally:
+            lab("start.sh")
+        assert status.returncode == 1, status
+        assert "Slurm unreachable: the controller does not answer" in status.stdout + status.stderr
+    finally:
+        _command("cancel", name, "--results", results)
