@@ -23,7 +23,7 @@ class Submission:
     executor: str  # slurm | local | fake
     job_id: str  # Slurm job id of the array, or the local worker's pid
     tasks: list[list[str]]  # task index -> run ids, in the order the task trains them
-    parallel: int = 1  # processes per task sharing its GPU; process i trains tasks[t][i::parallel]
+    parallel: int = 1  # processes per task sharing its GPU; vocab.lanes says which process trains which
     submitted: str = field(default_factory=lambda: dt.datetime.now().isoformat(timespec="seconds"))
     # A local worker's identity beyond its pid, which the system reuses: its start time and machine.
     process_start: str = ""

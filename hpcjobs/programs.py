@@ -47,3 +47,8 @@ def in_program_order(run_ids: Sequence[str], keys: Mapping[str, str]) -> list[st
     """The runs reordered so that those of one program are adjacent; a split into contiguous parts then keeps
     each program in as few processes as it can."""
     return [run_id for group in by_program(run_ids, keys) for run_id in group]
+
+
+def program_order(run_ids: Sequence[str], settings: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """in_program_order with each run's key taken from its settings (run id -> data/model/train)."""
+    return in_program_order(run_ids, {run_id: program_key(settings[run_id]) for run_id in run_ids})

@@ -88,23 +88,30 @@ def executor_parameters(slurm: dict[str, Any], job_name: str) -> dict[str, Any]:
     return params
 
 
-def packing(settings: dict[str, Any], params: int) -> dict[str, Any]:
-    """[slurm] with trials_per_gpu / runs_per_task resolved from "auto" for a model of `params` weights.
+def trials_per_gpu(params: int) -> int:
+    """Trainings sharing one GPU for a model of `params` weights. The lesson MLP (235,146 weights) on one
+    H200 gave the most trainings per hour with 4 processes: 4.95× one process per run, 8 processes 3.96×
+    (/work/shared/measurements, 28 Nov 2026). Larger models leave a GPU less room."""
+    return 4 if params < 1_000_000 else 2 if params < 10_000_000 else 1
 
-    A lesson-sized MLP leaves a GPU nearly idle, so several share one (measured: 8 processes on one H200
-    gave 6.6× the samples/s of one); M runs in one process pay the framework import once. Large models
-    get a GPU each. Without GPUs, Slurm already packs tasks onto cores: one trial per task.
+
+def packing(settings: dict[str, Any], params: int, n_runs: int) -> dict[str, Any]:
+    """[slurm] with trials_per_gpu / runs_per_task resolved from "auto", to finish `n_runs` runs soonest.
+
+    While the runs fit the array's parallel slots (array_parallelism tasks at once) each gets a task of its
+    own: nothing waits. Beyond, K processes share a task's GPU (K = trials_per_gpu(params), at most
+    cpus_per_task, one core each) and each trains M runs in turn, M just large enough for the tasks to fit
+    the slots; a process compiles each program once (train.CompiledModels), so later runs cost little more
+    than their training. Without GPUs, Slurm packs tasks onto cores: one process per task.
     """
-    gpu = settings["gpus_per_task"] > 0
-    auto_trials = 8 if params < 100_000 else 4 if params < 1_000_000 else 2 if params < 10_000_000 else 1
-    auto_runs = 4 if params < 100_000 else 2 if params < 1_000_000 else 1
-    trials = settings.get("trials_per_gpu", "auto")
-    runs = settings.get("runs_per_task", "auto")
-    return {
-        **settings,
-        "trials_per_gpu": (auto_trials if gpu else 1) if trials == "auto" else trials,
-        "runs_per_task": auto_runs if runs == "auto" else runs,
-    }
+    slots = settings["array_parallelism"]
+    trials, runs = settings.get("trials_per_gpu", "auto"), settings.get("runs_per_task", "auto")
+    if trials == "auto":
+        packed = settings["gpus_per_task"] > 0 and n_runs > slots
+        trials = min(trials_per_gpu(params), settings["cpus_per_task"], -(-n_runs // slots)) if packed else 1
+    if runs == "auto":
+        runs = max(1, -(-n_runs // (slots * trials)))
+    return {**settings, "trials_per_gpu": trials, "runs_per_task": runs}
 
 
 def group(run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import layout, locks, manifest, search, slurm, status
+from . import layout, locks, manifest, programs, search, slurm, status
 from .manifest import Manifest, Submission
 from .results import recorded_status
 from .scheduler import Backend
@@ -184,7 +184,7 @@ def _prepare(sweep_file: Path, results: str | Path | None) -> Prepared:
     spec = load_spec(sweep_file)
     runs = expand(spec)
     shapes = check_data(spec, str(sweep_file))
-    settings = slurm.packing(spec.slurm, max_params(runs, shapes))
+    settings = slurm.packing(spec.slurm, max_params(runs, shapes), len(runs))
     check_time(spec.slurm["time"], str(sweep_file))
     check_memory(runs, shapes, settings, str(sweep_file))
     root = layout.results_root(results)
@@ -248,6 +248,7 @@ def _plan(p: Prepared, backend: Backend, backend_for: Callable[[str], Backend]) 
     else:
         st = status.gather(p.sweep, backend_for)
         todo, states = select({r.run_id: r.state for r in st.runs}, "unfinished"), st.counts
+    todo = programs.program_order(todo, {r.run_id: r.settings for r in p.runs})
     return Outcome(p.sweep, p.runs, todo, backend.group(todo, p.settings), settings=p.settings, states=states)
 
 
@@ -321,7 +322,7 @@ def resubmit(
         last = man.submissions[-1].executor if man.submissions else "auto"
         backend = backend_for(executor or last)
         backend.check()
-        todo = select(states, mode)
+        todo = programs.program_order(select(states, mode), {r["run_id"]: r["settings"] for r in man.runs})
         outcome = Outcome(sweep, [], todo, backend.group(todo, man.slurm))
         if todo:
             outcome.submissions = backend.submit(sweep, outcome.tasks, man.slurm)

@@ -6,6 +6,7 @@ so the login-node commands, the worker and the training all read the same defini
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -152,5 +153,12 @@ class Objective:
 
 
 def lanes(run_ids: Sequence[T], parallel: int) -> list[list[T]]:
-    """How a task's runs are shared among its processes: process i trains run_ids[i::parallel]."""
-    return [list(run_ids[i::parallel]) for i in range(min(parallel, len(run_ids)))]
+    """How a task's runs are shared among its processes: contiguous parts as even as they can be, so that
+    runs of one program, which come together (programs.program_order), stay in as few processes as they can
+    and each compiles once."""
+    count = min(parallel, len(run_ids))
+    if count == 0:
+        return []
+    size, extra = divmod(len(run_ids), count)
+    bounds = [i * size + min(i, extra) for i in range(count + 1)]
+    return [list(run_ids[a:b]) for a, b in itertools.pairwise(bounds)]

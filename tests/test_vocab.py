@@ -141,7 +141,24 @@ def test_best_epoch_is_the_first_best_finite_value(values: list[float]) -> None:
 # --- lanes ------------------------------------------------------------------------------------------
 
 
-def test_lanes_share_a_task_round_robin() -> None:
-    assert lanes(["a", "b", "c", "d", "e"], 2) == [["a", "c", "e"], ["b", "d"]]
+def test_lanes_share_a_task_in_contiguous_parts_as_even_as_can_be() -> None:
+    assert lanes(["a", "b", "c", "d", "e"], 2) == [["a", "b", "c"], ["d", "e"]]
     assert lanes(["a"], 4) == [["a"]]
     assert lanes(["a", "b"], 1) == [["a", "b"]]
+    assert lanes([], 3) == []
+
+
+@given(st.lists(st.integers(), max_size=40), st.integers(min_value=1, max_value=12))
+def test_lanes_keep_order_and_every_run_once_and_differ_by_one_at_most(
+    runs: list[int], parallel: int
+) -> None:
+    parts = lanes(runs, parallel)
+    assert [r for part in parts for r in part] == runs
+    assert len(parts) == min(parallel, len(runs))
+    assert all(parts) and (not parts or max(map(len, parts)) - min(map(len, parts)) <= 1)
+
+
+def test_runs_of_one_program_stay_in_one_process_where_they_fit() -> None:
+    # 4 architectures × 6 runs (digits_depth.toml) in program order on 4 processes: one program each.
+    runs = [f"{arch}{i}" for arch in "ABCD" for i in range(6)]
+    assert [{r[0] for r in part} for part in lanes(runs, 4)] == [{"A"}, {"B"}, {"C"}, {"D"}]
