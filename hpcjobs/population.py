@@ -222,6 +222,7 @@ class Population:
         self.next_epoch = 0
         self.active = np.ones(n, bool)
         self.diverged_epoch = np.zeros(n, int)
+        self.last_loss = np.full(n, np.nan)  # each member's previous epoch (plan.diverged); NaN: none yet
         self.best_value, self.wait, self.has_best = np.full(n, np.nan), np.zeros(n, int), np.zeros(n, bool)
         self.seconds, self.session_epochs = np.zeros(n), np.zeros(n, int)
         self.startup = np.zeros(n)  # each member's share of the session's first epoch, compilation included
@@ -256,9 +257,14 @@ class Population:
             append_row(
                 self.sweep.history(self.members.run_ids[i]), epoch, {k: v[i] for k, v in values.items()}
             )
+        losses = values["loss"].tolist()
         diverging = ran & np.array(
-            [diverged(loss, self.program.n_classes) for loss in values["loss"].tolist()]
+            [
+                diverged(loss, last, self.program.n_classes)
+                for loss, last in zip(losses, self.last_loss, strict=True)
+            ]
         )
+        self.last_loss[ran] = values["loss"][ran]
         self.diverged_epoch[diverging] = epoch + 1
         stopping = (
             self.early_stopping(ran, values[self.objective.name])

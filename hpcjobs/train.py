@@ -355,13 +355,16 @@ class DivergenceStop(keras.callbacks.Callback):  # type: ignore[misc]  # keras i
     def __init__(self) -> None:
         super().__init__()
         self.diverged_epoch: int | None = None
+        self.previous = math.nan
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
-        n_classes = int(self.model.output_shape[-1])
-        if self.diverged_epoch is None and loss is not None and diverged(float(loss), n_classes):
+        if loss is None or self.diverged_epoch is not None:
+            return
+        if diverged(float(loss), self.previous, int(self.model.output_shape[-1])):
             self.diverged_epoch = epoch + 1
             self.model.stop_training = True
+        self.previous = float(loss)
 
 
 class EpochBackup(keras.callbacks.BackupAndRestore):  # type: ignore[misc]

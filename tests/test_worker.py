@@ -98,7 +98,10 @@ def test_a_huge_learning_rate_is_diverged_on_every_backend(tmp_path: Path, backe
         timeout=300,
     )
     assert lane.stdout.splitlines()[-1] == f"{run.run_id}: DIVERGED", lane.stderr[-2000:]
-    assert layout.read_json(sweep.result(run.run_id))["diverged_epoch"] == 1
+    # TensorFlow: NaN in the first epoch; JAX: past the bound and not coming down in the second.
+    assert layout.read_json(sweep.result(run.run_id))["diverged_epoch"] == (
+        1 if backend == "tensorflow" else 2
+    )
 
 
 @pytest.mark.keras
