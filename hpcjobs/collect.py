@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import layout, manifest
+from . import layout, manifest, search
 from .histories import epochs_table, history_stats, parse_histories
 from .labels import short_key, summary_labels
 from .results import read as read_result
@@ -120,6 +120,8 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     out = groups[[*settings, "depth"]].first()
     if "params" in runs:
         out["params"] = groups["params"].first()  # first that is not missing
+    if "rung" in runs:
+        out["rung"] = groups["rung"].max()
     finished = runs["status"].isin(list(FINISHED))
     done = finished.groupby(runs["config_id"], sort=False).sum()
     out["finished"] = [f"{k}/{n}" for k, n in zip(done, groups.size(), strict=True)]
@@ -250,12 +252,28 @@ def rank_column(summary: pd.DataFrame) -> str | None:
 
 
 def best_config(summary: pd.DataFrame) -> Any:
-    """Index of the configuration best on the objective (None without one)."""
+    """Index of the configuration best on the objective (None without one); in a halving search, among
+    those that reached its highest rung (trained longest, compared on equal terms)."""
     found = objective_column(summary)
     if found is None:
         return None
     objective, col = found
+    if "rung" in summary:
+        scored = summary[summary[col].notna()]  # the runs of a rung in flight have no value yet
+        summary = scored[scored["rung"] == scored["rung"].max()]
     return summary[col].idxmax() if objective.direction == "max" else summary[col].idxmin()
+
+
+def by_rung(summary: pd.DataFrame) -> pd.DataFrame:
+    """A halving search's summary: the highest rung reached first, then the objective, best first. Pure."""
+    found = objective_column(summary)
+    keys, ascending = ["rung"], [False]
+    if found is not None:
+        keys.append(found[1])
+        ascending.append(found[0].direction == "min")
+    return summary.sort_values(keys, ascending=ascending, kind="stable", na_position="last").reset_index(
+        drop=True
+    )
 
 
 def rank(summary: pd.DataFrame, query: Query) -> pd.DataFrame:
@@ -327,6 +345,10 @@ def collect(sweep: layout.SweepDir) -> Collection:
         stats = {run_id: s for block in blocks for run_id, s in history_stats(block).items()}
         rows = [run_row(m, stats.get(m["run_id"]), results.get(m["run_id"])) for m in man.runs]
         runs = pd.DataFrame(rows)
+        plan = search.read(sweep)
+        if plan is not None and len(runs):
+            rung_of = plan.rung_of()
+            runs["rung"] = [rung_of.get(r, -1) + 1 for r in runs["run_id"]]
         epochs = epochs_table(blocks, man.runs)
     ordered = [
         f"{run_id}: {name} unreadable ({problems[run_id, name]})"
@@ -334,4 +356,7 @@ def collect(sweep: layout.SweepDir) -> Collection:
         for name in ("history.csv", "result.json")
         if (run_id, name) in problems
     ]
-    return Collection(runs, with_settings(epochs, runs) if len(runs) else epochs, summarize(runs), ordered)
+    summary = summarize(runs)
+    if "rung" in summary:
+        summary = by_rung(summary)
+    return Collection(runs, with_settings(epochs, runs) if len(runs) else epochs, summary, ordered)

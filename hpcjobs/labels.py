@@ -92,6 +92,8 @@ def measures(summary: Any, wide: bool = True) -> dict[str, tuple[str, int]]:
 def summary_labels(summary: Any, wide: bool = True) -> dict[str, str]:
     """Summary column (or measure stem) -> the header people read, in display order."""
     labels = {c: c.split(".", 1)[1] for c in summary.columns if "." in c}
-    labels |= {c: "runs" if c == "finished" else c for c in ("depth", "params", "finished") if c in summary}
+    labels |= {
+        c: "runs" if c == "finished" else c for c in ("depth", "params", "rung", "finished") if c in summary
+    }
     labels |= {stem: header for stem, (header, _) in measures(summary, wide).items()}
     return labels | ({"outcomes": "outcomes"} if "outcomes" in summary else {})

@@ -216,6 +216,7 @@ def _numeric_headers(summary: Any) -> set[str]:
 # Which summary columns stay longest when the terminal is narrow (higher stays longer). Settings, runs
 # finished and the main metric always stay; a search's rung would go in here too.
 PRIORITY = {
+    "rung": 75,  # a halving search's: the configurations that went furthest come first
     "best_val_loss": 70,
     "test_accuracy": 65,
     "test_f1_macro": 60,

@@ -285,3 +285,28 @@ def test_a_local_halving_search_runs_to_its_end_with_submit_wait(tmp_path: Path)
             assert not sweep.backup_dir(run_id).exists()
     again = runner.invoke(cli, ["promote", "halve", "--results", results])
     assert again.exit_code == 0 and again.output == f"halve: {state.ended}\n"
+
+
+def test_collect_ranks_by_the_highest_rung_reached_then_the_metric(tmp_path: Path):
+    from hpcjobs import collect
+
+    fake = backends.FakeBackend()
+    sweep = _submit(tmp_path, fake)
+    _finish(sweep, manifest.read(sweep).run_ids, 1)
+    promote(sweep, lambda _: fake)
+    survivors = search.read(sweep).rungs[-1].runs  # type: ignore[union-attr]
+    # At 3 epochs the survivors score below what the pruned ones scored at 1: the rung still ranks first.
+    for run_id in manifest.read(sweep).run_ids:
+        units = int(run_id.split("__")[0].removeprefix("hidden-"))
+        values = [0.01] * 3 if run_id in survivors else [units / 100]
+        rows = "".join(f"{e},0.5,{v},0.3\n" for e, v in enumerate(values))
+        sweep.history(run_id).write_text("epoch,loss,val_categorical_accuracy,val_loss\n" + rows)
+    assert collect.best_config(collect.collect(sweep).summary) == 3  # rung 2 still training: rung 1's best
+    _finish(sweep, survivors, 3)
+    col = collect.collect(sweep)
+    order = col.summary["config_id"].tolist()
+    assert order[:3] == ["hidden-10", "hidden-11", "hidden-12"]  # rung 2, tied at 0.01: run order
+    assert order[3:] == [f"hidden-{u}" for u in (9, 8, 7, 6, 5, 4)]  # rung 1, best first
+    assert col.summary["rung"].tolist() == [2] * 3 + [1] * 6
+    assert collect.best_config(col.summary) == 0
+    assert col.summary.loc[3, "outcomes"] == "2 PRUNED"
