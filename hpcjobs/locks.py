@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import socket
 import threading
 import time
@@ -54,12 +55,21 @@ class Holder:
 def process_start(pid: int) -> str | None:
     """A process's start time in clock ticks since boot (None if there is no such process): a pid that
     is reused names another process with another start time."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
+    fields = _stat(pid)
     return fields[19] if len(fields) > 19 and fields[0] not in ("Z", "X") else None
+
+
+def parent_pid(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name (which may hold spaces and parentheses); [] if none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
 
 
 def _open(path: Path, flags: int) -> int:
@@ -157,6 +167,14 @@ def run_lock(sweep: SweepDir, run_id: str) -> Iterator[RunLock | None]:
         yield RunLock(fd)
     finally:
         os.close(fd)
+
+
+def interrupt(who: Holder) -> bool:
+    """SIGINT to a run lock's holder if it is that very process on this machine; whether it was sent."""
+    if not who.pid or not who.is_here():
+        return False
+    os.kill(who.pid, signal.SIGINT)
+    return True
 
 
 def holder(sweep: SweepDir, run_id: str) -> Holder | None:

@@ -84,7 +84,12 @@ def read(sweep: layout.SweepDir) -> Manifest:
     manifest this one does not know (reading on would guess at its fields)."""
     try:
         data = layout.read_json(sweep.manifest)
-        version = data.get("version") if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            raise layout.LayoutError(
+                f"{sweep.manifest}: the manifest is a JSON {type(data).__name__}: expected an object "
+                f"(the file was edited or damaged)"
+            )
+        version = data.get("version")
         if version != VERSION:
             raise layout.LayoutError(
                 f"{sweep.manifest}: manifest version {version!r}: expected version {VERSION} "

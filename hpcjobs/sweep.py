@@ -374,4 +374,15 @@ def _cancel(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> li
         ]
         backend_for(executor).cancel(subs)
         cancelled.extend(s.job_id for s in subs)
+    # A local run trained by a process whose controller was killed (kill -9): its job has ended, its
+    # trainer has not. Stopped too, once it is proven to be that very process (pid, start time, host);
+    # one whose controller lives was reached through that controller above.
+    latest = man.latest_job()
+    for run in st.runs:
+        sub = latest.get(run.run_id, (None, 0))[0]
+        if run.run_id not in busy or sub is None or sub.executor != "local":
+            continue
+        holder = locks.holder(sweep, run.run_id)
+        if holder and locks.parent_pid(holder.pid) != int(sub.job_id) and locks.interrupt(holder):
+            cancelled.append(f"{holder.pid} (trainer of {run.run_id})")
     return cancelled

@@ -98,7 +98,7 @@ def test_ctrl_c_on_wait_leaves_the_run_training_and_a_killed_controller_leaves_n
 ) -> None:
     """Ctrl-C on `submit --wait` (SIGINT to its process group, as a terminal sends it) stops the waiting
     only; then kill -9 of the controller leaves its training process running, which status shows and
-    resubmit leaves alone (the run lock), instead of training the run a second time over it."""
+    resubmit leaves alone (the run lock) instead of training the run a second time; cancel stops it."""
     import os
     import signal
     import subprocess
@@ -153,8 +153,11 @@ def test_ctrl_c_on_wait_leaves_the_run_training_and_a_killed_controller_leaves_n
 
     trainer = locks.holder(sweep, run.run_id)
     assert trainer is not None and trainer.is_here()
-    os.kill(trainer.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
+    cancelled = CliRunner().invoke(cli, ["cancel", "long", "--results", results])
+    assert (
+        cancelled.output.strip() == f"cancelled jobs: {sub.job_id}, {trainer.pid} (trainer of {run.run_id})"
+    )
+    deadline = time.monotonic() + 60
     while locks.holder(sweep, run.run_id) is not None:
         assert time.monotonic() < deadline
         time.sleep(0.2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,44 @@ def test_a_local_controller_runs_in_its_own_session() -> None:
     assert os.getsid(proc.pid) == proc.pid != os.getsid(0)
     proc.wait()
     assert local.subprocess is subprocess  # type: ignore[attr-defined]
+
+
+def test_cancel_stops_the_trainer_a_killed_controller_left_behind(tmp_path: Path) -> None:
+    """The controller (a pid no longer alive) is gone; the process holding the run lock is proven to be
+    that very process and gets the SIGINT that cancel sends; nothing else does."""
+    import sys
+
+    from hpcjobs import layout, manifest
+    from hpcjobs import sweep as sweeps
+
+    from .conftest import REPO
+    from .test_validation import make_sweep
+
+    sweep, ids = make_sweep(tmp_path)
+    sweep.result(ids[0]).unlink()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    man = manifest.read(sweep)
+    man.submissions = [_sub(dead.pid, "1", socket.gethostname())]
+    man.submissions[0].tasks[0][0] = ids[0]
+    manifest.write(sweep, man)
+    hold = (
+        "import sys, time; from pathlib import Path; from hpcjobs import layout, locks\n"
+        "with locks.run_lock(layout.SweepDir(Path(sys.argv[1])), sys.argv[2]):\n"
+        "    print('held', flush=True); time.sleep(60)\n"
+    )
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", hold, str(sweep.root), ids[0]], env=env, stdout=subprocess.PIPE
+    )
+    try:
+        assert trainer.stdout is not None and trainer.stdout.readline() == b"held\n"
+        cancelled = sweeps.cancel(sweep, lambda executor: backends.LocalBackend())
+        assert cancelled == [str(dead.pid), f"{trainer.pid} (trainer of {ids[0]})"]
+        assert trainer.wait(timeout=20) != 0  # KeyboardInterrupt
+    finally:
+        trainer.kill()
+        trainer.wait()
+        if trainer.stdout:
+            trainer.stdout.close()
+    assert layout.read_json(sweep.result(ids[1]))["status"] == "COMPLETED"

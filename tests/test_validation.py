@@ -50,7 +50,7 @@ def _edit_manifest(sweep: layout.SweepDir, edit: Any) -> None:
 
 
 MANIFESTS = {
-    "a list": (lambda d: [1, 2, 3], "manifest version None"),
+    "a list": (lambda d: [1, 2, 3], "the manifest is a JSON list: expected an object"),
     "runs null": (lambda d: {**d, "runs": None}, "the manifest has 'runs' = None: expected list"),
     "run without settings": (
         lambda d: {**d, "runs": [{k: v for k, v in r.items() if k != "settings"} for r in d["runs"]]},
