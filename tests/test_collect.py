@@ -28,6 +28,10 @@ from hpcjobs.spec import expand, load_spec
 from .conftest import EXAMPLES
 
 NAN = float("nan")
+needs_pyarrow = pytest.mark.skipif(
+    importlib.util.find_spec("pyarrow") is None,
+    reason="pyarrow is not installed: pip install 'hpcjobs[parquet]'",
+)
 
 # --- run_row ----------------------------------------------------------------------------------------
 
@@ -423,6 +427,7 @@ def test_json_of_no_rows_is_an_empty_list() -> None:
     assert render.summary_bytes(SMALL.iloc[:0], "json") == b"[]\n"
 
 
+@needs_pyarrow
 def test_parquet_round_trips() -> None:
     pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(render.summary_bytes(SMALL, "parquet"))), SMALL)
 
@@ -619,6 +624,7 @@ def test_cli_epochs_is_the_long_form_of_every_epoch(tmp_path: Path) -> None:
     assert (first["model.hidden"], first["train.learning_rate"]) == ("[20, 50, 70, 100, 70, 50, 20]", 0.001)
 
 
+@needs_pyarrow
 def test_cli_parquet_goes_to_a_file(tmp_path: Path) -> None:
     digits_sweep(tmp_path)
     out = tmp_path / "out" / "epochs.parquet"
