@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import layout
+from . import layout, search
 from .collect import Collection, rank_column
 from .labels import compact_value, short_key, short_metric, short_run_label
+from .vocab import Objective
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -90,6 +91,9 @@ def learning_curves(col: Collection, metric: str, title: str) -> Figure:
     colors = _colors(1 + max((c for c, _ in styles.values()), default=0))
     stem = metric.removeprefix("val_")
     last = int(col.epochs["epoch"].max()) + 1 if len(col.epochs) else 1
+    # A halving search's configurations stopped below its highest rung: thinner lines.
+    rungs = col.summary["rung"] if "rung" in col.summary else pd.Series(0, index=col.summary.index)
+    stopped = set(col.summary.loc[rungs < rungs.max(), "config_id"])
     for ax, name, kind in zip(axes, (stem, metric), ("training", "validation"), strict=True):
         ax.set_title(f"{kind} {short_metric(stem)}")
         ax.set_xlabel("epoch")
@@ -101,8 +105,9 @@ def learning_curves(col: Collection, metric: str, title: str) -> Figure:
         for config_id in (c for c in config_ids if c in bands):  # the table's order, for the legend
             band, (color, line) = bands[config_id], styles[config_id]
             label = short_run_label(config_id)
+            width = 0.6 if config_id in stopped else 1.4
             ax.plot(
-                band["epoch"], band["mean"], color=colors[color], linestyle=line, linewidth=1.4, label=label
+                band["epoch"], band["mean"], color=colors[color], linestyle=line, linewidth=width, label=label
             )
             ax.fill_between(
                 band["epoch"], band["min"], band["max"], color=colors[color], alpha=0.15, linewidth=0
@@ -151,6 +156,30 @@ def versus(summary: pd.DataFrame, x: str, metric_column: str, title: str) -> Fig
     return fig
 
 
+def search_curve(points: list[tuple[int, float, str]], objective: Objective, title: str) -> Figure:
+    """A halving search: the best configuration's mean validation value at the end of each rung, against
+    the epochs the search had trained by then."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    xs, ys = [p[0] for p in points], [objective.sign * p[1] for p in points]
+    ax.plot(xs, ys, marker="o", drawstyle="steps-post" if len(xs) > 1 else "default")
+    for n, (x, y, config_id) in enumerate(zip(xs, ys, (p[2] for p in points), strict=True)):
+        ax.annotate(
+            f"rung {n + 1}: {short_run_label(config_id)}",
+            (x, y),
+            xytext=(5, -10),
+            textcoords="offset points",
+            fontsize="x-small",
+        )
+    ax.set_xlabel("epochs trained by the search so far (all runs)")
+    ax.set_ylabel(f"best {short_metric(objective.name)} of the rung (mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    return fig
+
+
 def figures(col: Collection, name: str) -> dict[str, Figure]:
     """Plot name -> figure, for the figures this collection has the data for."""
     out = {}
@@ -170,7 +199,14 @@ def figures(col: Collection, name: str) -> dict[str, Figure]:
 def write_plots(sweep: layout.SweepDir, col: Collection) -> list[Path]:
     """Writes the figures as PNGs into the sweep's plots folder; returns the files written."""
     written = []
-    for name, fig in figures(col, sweep.name).items():
+    found = figures(col, sweep.name)
+    state = search.read(sweep)
+    monitored = col.runs.get("monitor", pd.Series(dtype=object)).dropna()
+    points = search.progress(state) if state else []
+    if points and len(monitored):
+        objective = Objective.for_metrics([str(monitored.iloc[0]).removeprefix("val_")])
+        found["search"] = search_curve(points, objective, f"{sweep.name}: the search")
+    for name, fig in found.items():
         path = sweep.plot(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=DPI)

@@ -152,6 +152,19 @@ def decide(
     )
 
 
+def progress(state: SearchState) -> list[tuple[int, float, str]]:
+    """Per rung ranked so far: (epochs the search has trained by its end, the best score, its
+    configuration), the score as `score` gives it (sign × the objective). What the search paid for what."""
+    points, spent, before = [], 0, 0
+    for rung in state.rungs:
+        spent += len(rung.runs) * (rung.epochs - before)
+        before = rung.epochs
+        best = next(((c, s) for c, s in rung.ranking if s is not None), None)
+        if best is not None:
+            points.append((spent, best[1], best[0]))
+    return points
+
+
 def where(state: SearchState) -> str:
     """One line on where a search stands, for status."""
     if state.ended:

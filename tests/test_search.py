@@ -310,3 +310,34 @@ def test_collect_ranks_by_the_highest_rung_reached_then_the_metric(tmp_path: Pat
     assert col.summary["rung"].tolist() == [2] * 3 + [1] * 6
     assert collect.best_config(col.summary) == 0
     assert col.summary.loc[3, "outcomes"] == "2 PRUNED"
+
+
+def test_progress_is_the_best_score_per_rung_against_the_epochs_spent():
+    state, config_of = _state(9)
+    state.rungs[0].ranking = [("c8", 0.8), ("c7", 0.7), ("c0", None)]
+    state.rungs.append(search.Rung(3, [r for r in config_of if config_of[r] in ("c8", "c7", "c6")]))
+    state.rungs[1].ranking = [("c7", 0.9), ("c8", 0.85)]
+    state.rungs.append(search.Rung(9, ["c7__seed-0", "c7__seed-1"]))  # in flight: not ranked yet
+    assert search.progress(state) == [(18, 0.8, "c8"), (18 + 6 * 2, 0.9, "c7")]
+
+
+def test_plots_of_a_search_draw_the_search_and_stopped_configurations_thinner(tmp_path: Path):
+    from hpcjobs import collect, plots
+
+    fake = backends.FakeBackend()
+    sweep = _submit(tmp_path, fake)
+    for epochs in (1, 3, 9):
+        state = search.read(sweep)
+        assert state is not None
+        for run_id in state.rungs[-1].runs:
+            units = int(run_id.split("__")[0].removeprefix("hidden-"))
+            rows = "".join(f"{e},0.5,{units / 100 + e / 1000},0.3\n" for e in range(epochs))
+            sweep.history(run_id).write_text("epoch,loss,val_categorical_accuracy,val_loss\n" + rows)
+        _finish(sweep, state.rungs[-1].runs, epochs)
+        promote(sweep, lambda _: fake)
+    col = collect.collect(sweep)
+    fig = plots.learning_curves(col, "val_categorical_accuracy", "t")
+    widths = {line.get_label(): line.get_linewidth() for line in fig.axes[1].get_lines()}
+    assert widths["12"] == 1.4 and widths["4"] == 0.6
+    written = plots.write_plots(sweep, col)
+    assert sweep.plot("search") in written and sweep.plot("search").stat().st_size > 0
