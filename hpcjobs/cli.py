@@ -20,25 +20,17 @@ from rich.console import Console
 from . import backends, layout, locks, render, status, watching
 from . import sweep as sweeps
 from .scheduler import BackendError
-from .spec import SpecError
-from .vocab import FINISHED
+from .vocab import FINISHED, InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class OptionError(ValueError):
+class OptionError(InputError, ValueError):
     """Options that do not go together; one line like every other input error."""
 
 
-INPUT_ERRORS: tuple[type[Exception], ...] = (SpecError, sweeps.SweepError, layout.LayoutError, OptionError)
 # Piped output (files, CI logs, README transcripts) gets room for whole tables instead of 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
-
-
-def _input_errors() -> tuple[type[Exception], ...]:
-    from .data import DataError  # numpy only; keeps `status` start-up small
-
-    return (*INPUT_ERRORS, DataError)
 
 
 def handle_errors(fn: F) -> F:
@@ -52,11 +44,9 @@ def handle_errors(fn: F) -> F:
         except OSError as exc:  # a full disk, a folder we may not write: which file, and why
             click.echo(f"hpcjobs: error: {_os_error(exc)}", err=True)
             sys.exit(1)
-        except Exception as exc:
-            if isinstance(exc, _input_errors()):
-                click.echo(f"hpcjobs: error: {exc}", err=True)
-                sys.exit(2)
-            raise
+        except InputError as exc:
+            click.echo(f"hpcjobs: error: {exc}", err=True)
+            sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
 

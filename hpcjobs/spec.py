@@ -19,6 +19,7 @@ from typing import Any
 
 from .space import Dist, Search, SpaceError, check_draws, draw, parse_search, parse_space
 from .suggest import did_you_mean
+from .vocab import InputError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,7 +48,7 @@ TIME_RE = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
 DEFAULT_MAX_RUNS = 10_000
 
 
-class SpecError(ValueError):
+class SpecError(InputError, ValueError):
     """A sweep file that cannot be used; the message is one line for the user."""
 
 

@@ -19,10 +19,10 @@ from .manifest import Manifest, Submission
 from .results import recorded_status
 from .scheduler import Backend
 from .spec import DATASETS, Run, Spec, data_sources, expand, load_spec, mlp_params
-from .vocab import ACTIVE, FINISHED, RETRYABLE, RunState
+from .vocab import ACTIVE, FINISHED, RETRYABLE, InputError, RunState
 
 
-class SweepError(Exception):
+class SweepError(InputError):
     """A sweep that cannot be submitted as asked; the message is one line for the user."""
 
 

@@ -152,6 +152,11 @@ class Objective:
         return None if best is None or not math.isfinite(values[best]) else best
 
 
+class InputError(Exception):
+    """Input that hpcjobs cannot use as given: a sweep file, a folder, a data file, an option. The message is
+    one line saying what is wrong and what is expected; the CLI prints it and exits 2."""
+
+
 def lanes(run_ids: Sequence[T], parallel: int) -> list[list[T]]:
     """How a task's runs are shared among its processes: contiguous parts as even as they can be, so that
     runs of one program, which come together (programs.program_order), stay in as few processes as they can

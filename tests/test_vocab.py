@@ -19,7 +19,7 @@ from hpcjobs.backends import FakeBackend
 from hpcjobs.manifest import Submission
 from hpcjobs.slurm import JobRow
 from hpcjobs.spec import expand, load_spec
-from hpcjobs.vocab import ACTIVE, FINISHED, ORDER, QUIET, RETRYABLE, Objective, RunState, lanes
+from hpcjobs.vocab import ACTIVE, FINISHED, ORDER, QUIET, RETRYABLE, InputError, Objective, RunState, lanes
 
 from .conftest import EXAMPLES
 
@@ -162,3 +162,20 @@ def test_runs_of_one_program_stay_in_one_process_where_they_fit() -> None:
     # 4 architectures × 6 runs (digits_depth.toml) in program order on 4 processes: one program each.
     runs = [f"{arch}{i}" for arch in "ABCD" for i in range(6)]
     assert [{r[0] for r in part} for part in lanes(runs, 4)] == [{"A"}, {"B"}, {"C"}, {"D"}]
+
+
+# --- input errors -----------------------------------------------------------------------------------
+
+
+def test_every_input_error_says_so_by_its_base() -> None:
+    """One base for exit 2: the CLI needs to know no module's error classes (QueryError is no SpecError)."""
+    from hpcjobs.cli import OptionError
+    from hpcjobs.collect import QueryError
+    from hpcjobs.data import DataError
+    from hpcjobs.layout import LayoutError
+    from hpcjobs.spec import SpecError
+    from hpcjobs.sweep import SweepError
+
+    for error in (SpecError, SweepError, LayoutError, DataError, QueryError, OptionError):
+        assert issubclass(error, InputError), error
+    assert not issubclass(QueryError, SpecError)
