@@ -306,10 +306,15 @@ def epochs_table(epochs: Any, title: str, width: int | None = None) -> Group:
 
 
 def markdown(frame: Any) -> str:
-    cols = [str(c) for c in frame.columns]
+    """A pipe table; a '|' inside a cell is escaped, or it would start a new column."""
+    cols = [_md_cell(c) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def _md_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def frame_bytes(frame: Any, fmt: str) -> bytes:

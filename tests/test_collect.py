@@ -389,6 +389,11 @@ def test_csv_keeps_every_number() -> None:
     )
 
 
+def test_markdown_escapes_a_pipe_inside_a_cell() -> None:
+    frame = pd.DataFrame({"data.source": ["a|b.csv"], "n|m": [1]})
+    assert render.markdown(frame) == "| data.source | n\\|m |\n|---|---|\n| a\\|b.csv | 1 |\n"
+
+
 def test_markdown_is_the_table_people_read() -> None:
     assert render.summary_bytes(SMALL, "md").decode() == (
         "| hidden | depth | params | runs | best val acc | outcomes |\n"
