@@ -140,8 +140,12 @@ class SweepDir:
         return self.run_dir(run_id) / "traceback.txt"
 
     def job_log(self, job_name: str, stream: str = "err") -> Path:
-        """submitit's log of one job: `123_4` for an array task, `123` for a plain job or local worker."""
-        return self.submitit_dir / f"{job_name}_0_log.{stream}"
+        """submitit's log of one job: `123_4` for an array task, `123` for a plain job or local worker.
+        submitit's JobPaths names the file; imported here only, when a log is read, so status stays light."""
+        from submitit.core.utils import JobPaths
+
+        paths = JobPaths(self.submitit_dir, job_id=job_name, task_id=0)
+        return Path(paths.stderr if stream == "err" else paths.stdout)
 
     def exists(self) -> bool:
         return self.manifest.is_file()

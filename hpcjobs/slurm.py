@@ -186,7 +186,10 @@ def parse_squeue(text: str) -> dict[tuple[str, int], JobRow]:
 def sbatch_script(
     folder: str, params: dict[str, Any], n_tasks: int, python: str, command: str = "", use_srun: bool = True
 ) -> str:
-    """The sbatch script for `n_tasks` tasks: submitit's own (for --dry-run) unless `command` is given."""
+    """The sbatch script for `n_tasks` tasks: submitit's own (for --dry-run) unless `command` is given.
+
+    submitit has no public function for this text; pyproject.toml pins the minor release whose private one
+    this calls, and the golden-file test says at once if it changes."""
     from submitit.slurm.slurm import _make_sbatch_string
 
     command = command or f"{python} -u -m submitit.core._submit {shlex.quote(folder)}"

@@ -267,3 +267,9 @@ def test_elapsed_is_the_runs_own_time_where_it_is_known() -> None:
     assert status.elapsed(None, task, "RUNNING") == "01:30:00"
     assert status.elapsed(None, task, "PENDING") == ""  # waiting behind other runs of its task
     assert status.elapsed(None, None, "SUBMITTED") == ""
+
+
+def test_job_logs_are_named_by_submitit() -> None:
+    sweep = layout.SweepDir(Path("/r/s"))
+    assert sweep.job_log("123_4") == Path("/r/s/submitit/123_4_0_log.err")
+    assert sweep.job_log("777", "out") == Path("/r/s/submitit/777_0_log.out")
