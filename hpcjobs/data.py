@@ -171,7 +171,7 @@ def split(
     if len(y) != len(x):
         raise DataError(f"Expected as many labels as samples. Received: {len(x)} samples, {len(y)} labels")
     train, val, test = split_indices(len(x), test_fraction, validation_fraction, seed)
-    mean, std = standardizer(x[train]) if scale == "standard" else (np.float32(0.0), np.float32(1.0))
+    mean, std = scaling(x, train, scale)
     scaled = ((x - mean) / std).astype(np.float32)
     return Split(scaled[train], y[train], scaled[val], y[val], scaled[test], y[test])
 
@@ -198,6 +198,13 @@ def split_indices(
         )
     order = np.random.default_rng(seed).permutation(n)
     return order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test]
+
+
+def scaling(x: np.ndarray, train_rows: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature (mean, std) that `split` scales by: the train rows' for "standard", 0 and 1 for "none"."""
+    if scale == "standard":
+        return standardizer(x[train_rows])
+    return np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32)
 
 
 def standardizer(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

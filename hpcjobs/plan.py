@@ -3,7 +3,6 @@ XLA, and the result.json built from the history. Pure, and importable anywhere."
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -12,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from .programs import program_key
 from .spec import backend_runs, mlp_params
 from .vocab import Objective, RunState
 
@@ -137,29 +137,17 @@ def plan_execution(train_cfg: dict[str, Any], backend: str, n_train: int) -> Exe
     )
 
 
-# A population's members differ only in these: everything else of a config must match to share one program.
-# The learning rate is an optimizer variable, so each member carries its own in its stacked optimizer state;
-# epochs and early stopping decide when a member stops, each member on its own.
-MEMBER_KEYS = ("run_id", "seed")
-MEMBER_TRAIN_KEYS = ("learning_rate", "epochs", "early_stopping_patience")
-
 # Beyond this many members compilation and one epoch's latency grow for no further gain per member.
 MAX_POPULATION = 256
 
 
 def population_key(config: Mapping[str, Any]) -> str | None:
-    """What a run shares with the other members of its population (same data, model, training but seed,
-    learning rate, epochs and patience); None for a run that trains alone: not on JAX, or population "off"."""
-    train_cfg = config["train"]
-    if config["backend"] != "jax" or train_cfg.get("population", "auto") == "off":
+    """What a run shares with the other members of its population: its compiled program (programs.py; the
+    seed, learning rate, epochs and patience may differ), on JAX unless train.population is "off"; None for
+    a run that trains alone."""
+    if config["backend"] != "jax" or config["train"].get("population", "auto") == "off":
         return None
-    # What the population program does not do: a halving rung continues from its Keras backup, and the
-    # stacked program neither penalizes weights nor skips the standardization.
-    if config.get("keep_backup") or config["model"].get("l2", 0.0) or config["data"].get("scale") == "none":
-        return None
-    shared = {k: v for k, v in config.items() if k not in MEMBER_KEYS}
-    shared["train"] = {k: v for k, v in train_cfg.items() if k not in MEMBER_TRAIN_KEYS}
-    return json.dumps(shared, sort_keys=True)
+    return program_key(config)
 
 
 def populations(configs: Mapping[str, Mapping[str, Any]], cap: int) -> list[list[str]]:

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from hpcjobs.plan import (
     choose_policy,
     diverged,
     now,
+    population_cap,
     population_key,
     summarize_history,
 )
@@ -67,7 +69,7 @@ class Members:
             rows = data.split_indices(
                 len(x), config["data"]["test_fraction"], config["data"]["validation_fraction"], config["seed"]
             )
-            parts.append((*rows, *data.standardizer(x[rows[0]])))
+            parts.append((*rows, *data.scaling(x, rows[0], config["data"].get("scale", "standard"))))
         train_rows, val_rows, test_rows, mean, std = (np.stack(column) for column in zip(*parts, strict=True))
         return cls(configs, train_rows, val_rows, test_rows, mean.astype(np.float32), std.astype(np.float32))
 
@@ -200,9 +202,9 @@ class Population:
     stacked checkpoint after every epoch."""
 
     def __init__(
-        self, sweep: SweepDir, program: Program, members: Members, x: np.ndarray, y: np.ndarray
+        self, sweep: SweepDir, program: Program, members: Members, x: np.ndarray, y: np.ndarray, since: float
     ) -> None:
-        self.sweep, self.program, self.members = sweep, program, members
+        self.sweep, self.program, self.members, self.since = sweep, program, members, since
         self.labels = y
         self.objective = Objective.for_metrics(program.train_cfg["metrics"])
         # Epochs and patience may differ between members: they decide when a member stops, not the program.
@@ -225,7 +227,7 @@ class Population:
         self.last_loss = np.full(n, np.nan)  # each member's previous epoch (plan.diverged); NaN: none yet
         self.best_value, self.wait, self.has_best = np.full(n, np.nan), np.zeros(n, int), np.zeros(n, bool)
         self.seconds, self.session_epochs = np.zeros(n), np.zeros(n, int)
-        self.startup = np.zeros(n)  # each member's share of the session's first epoch, compilation included
+        self.startup = np.zeros(n)
 
     @property
     def checkpoint_path(self) -> Any:
@@ -250,8 +252,9 @@ class Population:
         }
         seconds = time.perf_counter() - clock
         first = ran & (self.session_epochs == 0)
-        self.startup[first] += seconds / ran.sum()
-        self.seconds[ran & ~first] += seconds / ran.sum()  # each member's share of the epoch
+        # Each member's share: of the start-up up to the end of its first epoch, then of each later epoch.
+        self.startup[first] += (time.perf_counter() - self.since) / ran.sum()
+        self.seconds[ran & ~first] += seconds / ran.sum()
         self.session_epochs[ran] += 1
         for i in np.flatnonzero(ran):
             append_row(
@@ -334,10 +337,12 @@ def append_row(path: Any, epoch: int, values: dict[str, np.ndarray]) -> None:
         writer.writerow(row)
 
 
-def train_population(sweep: SweepDir, run_ids: Sequence[str]) -> dict[str, str]:
-    """Train runs of one population key together; write each member's history.csv and result.json.
+def train_population(sweep: SweepDir, run_ids: Sequence[str], since: float | None = None) -> dict[str, str]:
+    """Train runs of one population key together, as many at a time as memory allows (plan.population_cap);
+    write each member's history.csv and result.json. `since`: the clock reading start-up began at (the
+    process's start for its first training), counted as start-up with each member's first epoch.
 
-    A checkpoint of this same population (a requeued task) resumes it; without one, members that already
+    A checkpoint of the same members (a requeued task) resumes them; without one, members that already
     finished are left out and the others start from epoch 0.
     """
     configs = {r: read_json(sweep.config(r)) for r in run_ids}
@@ -350,8 +355,29 @@ def train_population(sweep: SweepDir, run_ids: Sequence[str]) -> dict[str, str]:
     backend = keras.backend.backend()
     if backend != "jax":
         raise RuntimeError(f"Expected the jax Keras backend for a population. Received: {backend!r}")
+    first = configs[run_ids[0]]
+    x, y = data.load(first["data"]["source"])
+    n_classes = data.check_labels(y, first["data"]["source"])
+    cap = population_cap(
+        first["model"]["hidden"], x.shape[1], n_classes, int(first["train"]["batch_size"]), available_memory()
+    )
+    for start in range(0, len(run_ids), cap):
+        chunk = list(run_ids[start : start + cap])
+        _train(sweep, chunk, [configs[r] for r in chunk], (x, y, n_classes), since or time.perf_counter())
+        since = None
+    return {r: recorded_status(sweep.result(r)) or "FAILED" for r in run_ids}
+
+
+def _train(
+    sweep: SweepDir,
+    run_ids: list[str],
+    configs: list[dict[str, Any]],
+    source: tuple[np.ndarray, np.ndarray, int],
+    since: float,
+) -> None:
     started = now()
-    path = sweep.population_checkpoint(list(run_ids))
+    x, y, n_classes = source
+    path = sweep.population_checkpoint(run_ids)
     saved = dict(np.load(path, allow_pickle=False)) if path.is_file() else None
     if saved is not None:
         members_ids = json.loads(str(saved["meta"]))["members"]
@@ -359,22 +385,28 @@ def train_population(sweep: SweepDir, run_ids: Sequence[str]) -> dict[str, str]:
         members_ids = [r for r in run_ids if recorded_status(sweep.result(r)) not in FINISHED]
         for run_id in members_ids:
             sweep.history(run_id).unlink(missing_ok=True)
-    first = configs[run_ids[0]]
-    x, y = data.load(first["data"]["source"])
-    n_classes = data.check_labels(y, first["data"]["source"])
-    members = Members.split([configs[r] for r in members_ids], x)
-    device, capability = train.probe_device(backend)
-    policy = choose_policy(first["train"]["precision"], capability)
+    if not members_ids:
+        return
+    members = Members.split([c for c in configs if c["run_id"] in members_ids], x)
+    device, capability = train.probe_device("jax")
+    policy = choose_policy(configs[0]["train"]["precision"], capability)
     keras.mixed_precision.set_dtype_policy(policy)
     try:
         program = Program(members, x.shape[1], n_classes)
-        population = Population(sweep, program, members, x, y)
+        population = Population(sweep, program, members, x, y, since)
         if saved is not None:
             population.restore(saved)
-        population.train(Results(backend, device, policy, started).write)
+        population.train(Results("jax", device, policy, started).write)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
-    return {r: recorded_status(sweep.result(r)) or "FAILED" for r in run_ids}
+
+
+def available_memory() -> int:
+    """Bytes of the accelerator (JAX's limit for its buffers), else of the machine."""
+    stats = jax.devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 @dataclass(frozen=True)

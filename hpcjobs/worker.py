@@ -120,10 +120,16 @@ def _record_failure(sweep: layout.SweepDir, run_id: str, exc: Exception, lock: l
 def run_population(sweep: layout.SweepDir, run_ids: Sequence[str]) -> dict[str, str]:
     """Train the runs of one population key (plan.populations) as one vmapped JAX program, each under its
     run lock like run_one; an exception fails the members that had not finished."""
+    since = _startup_clock()
     with contextlib.ExitStack() as stack:
         held: dict[str, locks.RunLock] = {}
         outcomes: dict[str, str] = {}
         for run_id in run_ids:
+            unsafe = layout.run_dir_problem(sweep, run_id)
+            if unsafe:  # as in run_one: nothing is written
+                print(f"hpcjobs: run {run_id} refused: {unsafe}", flush=True)
+                outcomes[run_id] = RunState.FAILED
+                continue
             lock = stack.enter_context(locks.run_lock(sweep, run_id))
             if lock is None:
                 print(
@@ -136,7 +142,7 @@ def run_population(sweep: layout.SweepDir, run_ids: Sequence[str]) -> dict[str, 
         try:
             from . import population
 
-            outcomes.update(population.train_population(sweep, list(held)))
+            outcomes.update(population.train_population(sweep, list(held), since))
         except Exception as exc:
             for run_id, lock in held.items():
                 status = recorded_status(sweep.result(run_id))

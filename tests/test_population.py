@@ -155,6 +155,7 @@ def toy(tmp_path_factory) -> dict[str, SweepDir]:
             ]
             + [config("e4", 4, source, epochs=6, early_stopping_patience=0, learning_rate=0.3)],
         ),
+        "chunked": write_sweep(root / "chunked", [config(f"c{s}", s, source) for s in range(3)]),
         "whole": write_sweep(root / "whole", [config(f"r{s}", s, source, epochs=4) for s in range(2)]),
         "killed": write_sweep(root / "killed", [config(f"r{s}", s, source, epochs=4) for s in range(2)]),
     }
@@ -168,6 +169,9 @@ def toy(tmp_path_factory) -> dict[str, SweepDir]:
         lanes = {lanes!r}
         for name in ("plain", "diverged", "early", "whole"):
             worker.run_lane(SweepDir(Path({str(root)!r}) / name), lanes[name])
+        # Memory for two members of this model (plan.population_cap): three train as two populations.
+        population.available_memory = lambda: 3_200_000
+        worker.run_lane(SweepDir(Path({str(root)!r}) / "chunked"), lanes["chunked"])
         save = population.Population.save
         def save_then_die(self):
             save(self)
@@ -221,6 +225,13 @@ def test_each_member_writes_the_history_and_result_of_a_run_trained_alone(toy):
     losses = {history(sweep, r)["loss"].iloc[-1] for r in ("s0", "s1", "s2")}
     assert len(losses) == 3
     assert not (sweep.root / "populations").exists() or not any((sweep.root / "populations").iterdir())
+
+
+@pytest.mark.keras
+def test_a_population_larger_than_memory_allows_trains_in_parts(toy):
+    assert plan.population_cap([8, 4], 2, 2, 16, 3_200_000) == 2
+    sizes = [read_json(toy["chunked"].result(f"c{s}"))["population"] for s in range(3)]
+    assert sizes == [2, 2, 1]
 
 
 @pytest.mark.keras
