@@ -147,6 +147,10 @@ def population_key(config: Mapping[str, Any]) -> str | None:
     a run that trains alone."""
     if config["backend"] != "jax" or config["train"].get("population", "auto") == "off":
         return None
+    # What the population program does not do: a halving rung continues from its Keras backup, and the
+    # stacked program neither penalizes weights nor skips the standardization.
+    if config.get("keep_backup") or config["model"].get("l2", 0.0) or config["data"].get("scale") == "none":
+        return None
     return program_key(config)
 
 
