@@ -23,10 +23,17 @@ from .results import read as read_result
 from .suggest import did_you_mean
 from .vocab import FINISHED, ORDER, InputError, Objective
 
-RESULT_FIELDS = ("params", "seconds_per_epoch", "samples_per_second", "precision_policy", "device")
+RESULT_FIELDS = (
+    "params",
+    "seconds_per_epoch",
+    "samples_per_second",
+    "startup_seconds",
+    "precision_policy",
+    "device",
+)
 # Per-run outcomes summarized over seeds as mean and sample std: best_*, test_*, final_* and the two rates.
 MEASURE_PREFIXES = ("best_", "test_", "final_")
-RATES = ("seconds_per_epoch", "samples_per_second")
+RATES = ("seconds_per_epoch", "samples_per_second", "startup_seconds")
 # Sorted smallest first: settings, sizes, spreads and anything whose name says it is a cost.
 NO_EPOCHS = " without usable epochs"  # appended to COMPLETED / DIVERGED in the outcomes column
 COSTS = ("loss", "error", "mse", "mae", "crossentropy", "seconds", "epoch")

@@ -73,6 +73,9 @@ MEASURES = {
     "test_f1_macro": ("test F1", 3, True),
     "seconds_per_epoch": ("s/epoch", 3, True),
     "samples_per_second": ("samples/s", 0, True),
+    # Reading the data, building and compiling, up to the end of the first epoch (s/epoch and samples/s
+    # count the later epochs only).
+    "startup_seconds": ("start-up s", 1, True),
 }
 IN_TABLE = ("best_val_categorical_accuracy", "best_val_accuracy", "best_val_loss")  # of the best_val_*
 

@@ -62,19 +62,21 @@ class Execution:
 class Timing:
     """Where a run's time went in this process: start-up (reading the data, building, tracing and compiling,
     and for a process's first run the framework's import too) up to the end of its first epoch, apart from
-    the training of the later epochs."""
+    the training of the later epochs; wall: from the start-up's beginning to the test scores."""
 
     startup_seconds: float | None
     training_seconds: float | None
     later_epochs: int
     reused_model: bool
+    wall_seconds: float | None = None
 
     @classmethod
-    def of(cls, since: float, epoch_ends: list[float], reused: bool) -> Timing:
-        """From the clock reading the start-up began at and the clock readings at each epoch's end."""
+    def of(cls, since: float, epoch_ends: list[float], reused: bool, until: float) -> Timing:
+        """From clock readings: when the start-up began, at each epoch's end, and after testing."""
         if not epoch_ends:
-            return cls(None, None, 0, reused)
-        return cls(epoch_ends[0] - since, epoch_ends[-1] - epoch_ends[0], len(epoch_ends) - 1, reused)
+            return cls(None, None, 0, reused, until - since)
+        first, last = epoch_ends[0], epoch_ends[-1]
+        return cls(first - since, last - first, len(epoch_ends) - 1, reused, until - since)
 
 
 def choose_policy(requested: str, compute_capability: tuple[int, int] | None) -> str:
@@ -236,6 +238,7 @@ def build_result(
         "startup_seconds": timing.startup_seconds,
         "training_seconds": seconds,
         "reused_model": timing.reused_model,
+        "wall_seconds": timing.wall_seconds,
         "precision_policy": precision_policy,
         "execution": asdict(execution),
         "backend": backend,

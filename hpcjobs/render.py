@@ -225,6 +225,7 @@ PRIORITY = {
     "final_loss": 45,
     "params": 40,
     "seconds_per_epoch": 30,
+    "startup_seconds": 25,
     "depth": 20,
     "samples_per_second": 10,
 }

@@ -15,7 +15,7 @@ from typing import Any
 from .vocab import ORDER
 
 _TEXT = ("run_id", "error", "hint", "traceback", "precision_policy", "backend", "device", "monitor")
-_NUMBERS = ("params", "seconds_per_epoch", "samples_per_second", "epochs", "best_epoch")
+_NUMBERS = ("params", "seconds_per_epoch", "samples_per_second", "startup_seconds", "epochs", "best_epoch")
 
 
 def problem(data: Any) -> str:

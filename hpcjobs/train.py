@@ -136,7 +136,7 @@ def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[
         diverged_epoch=divergence.diverged_epoch,
         test=test,
         params=params,
-        timing=Timing.of(clock, epochs.ends, reused=reuse),
+        timing=Timing.of(clock, epochs.ends, reused=reuse, until=time.perf_counter()),
         n_train=len(parts.x_train),
         precision_policy=policy,
         execution=execution,

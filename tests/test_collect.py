@@ -63,6 +63,7 @@ def test_run_row_of_a_finished_run() -> None:
         "params": 2410,
         "seconds_per_epoch": 1.5,
         "samples_per_second": 900.0,
+        "startup_seconds": 6.5,
         "precision_policy": "float32",
         "device": "cpu",
         "test": {"accuracy": 0.81, "f1_macro": 0.8},
@@ -85,6 +86,7 @@ def test_run_row_of_a_finished_run() -> None:
         "params": 2410,
         "seconds_per_epoch": 1.5,
         "samples_per_second": 900.0,
+        "startup_seconds": 6.5,
         "precision_policy": "float32",
         "device": "cpu",
         "test_accuracy": 0.81,
@@ -136,7 +138,7 @@ def test_summarize_one_row_per_config_with_mean_and_sample_std() -> None:
         ),
         *(
             f"{m}_{s}"
-            for m in ("final_loss", "seconds_per_epoch", "samples_per_second")
+            for m in ("final_loss", "seconds_per_epoch", "samples_per_second", "startup_seconds")
             for s in ("mean", "std")
         ),
     ]

@@ -125,7 +125,7 @@ def test_build_result(train):
         diverged_epoch=4,
         test={"loss": math.nan, "f1_macro": 0.25},
         params=70,
-        timing=plan.Timing.of(10.0, [13.0, 15.0, 17.0], reused=True),
+        timing=plan.Timing.of(10.0, [13.0, 15.0, 17.0], reused=True, until=17.5),
         n_train=100,
         precision_policy="float32",
         execution=plan.Execution(steps_per_execution=7, jit_compile=False, eval_batch_size=4096),
@@ -140,13 +140,15 @@ def test_build_result(train):
     # The first epoch is start-up (tracing, compiling): throughput counts the two after it.
     assert (result["seconds_per_epoch"], result["samples_per_second"]) == (2.0, 50.0)
     assert (result["startup_seconds"], result["training_seconds"], result["reused_model"]) == (3.0, 4.0, True)
+    assert result["wall_seconds"] == 7.5
     assert result["epochs"] == 10 and result["seed"] == 3 and result["config"] is config
     assert result["execution"] == {"steps_per_execution": 7, "jit_compile": False, "eval_batch_size": 4096}
 
 
 def test_one_epoch_is_start_up_only_and_gives_no_throughput(train):
-    assert plan.Timing.of(1.0, [3.5], reused=False) == plan.Timing(2.5, 0.0, 0, False)
-    assert plan.Timing.of(1.0, [], reused=True) == plan.Timing(None, None, 0, True)  # resumed after its end
+    assert plan.Timing.of(1.0, [3.5], reused=False, until=4.0) == plan.Timing(2.5, 0.0, 0, False, 3.0)
+    # Resumed from a backup of its last epoch: nothing left to train.
+    assert plan.Timing.of(1.0, [], reused=True, until=2.0) == plan.Timing(None, None, 0, True, 1.0)
     config = {"run_id": "r", "seed": 0, "train": {"epochs": 1}}
     result = plan.build_result(
         config,
@@ -154,7 +156,7 @@ def test_one_epoch_is_start_up_only_and_gives_no_throughput(train):
         diverged_epoch=None,
         test={},
         params=1,
-        timing=plan.Timing.of(1.0, [3.5], reused=False),
+        timing=plan.Timing.of(1.0, [3.5], reused=False, until=4.0),
         n_train=100,
         precision_policy="float32",
         execution=plan.Execution(steps_per_execution=1, jit_compile=False, eval_batch_size=4096),

@@ -1,0 +1,102 @@
+"""The lesson's own way against hpcjobs: the 24 trainings of examples/digits_depth.toml (4 architectures × 2
+learning rates × 3 seeds, 20 epochs, batch 128) as a plain Keras for-loop in one Python process, against
+`hpcjobs submit examples/digits_depth.toml --executor local --wait`. Wall clock of each whole command, Python
+start-up and imports included, sides alternating.
+
+    python bench/digits_loop.py [--repeats 2] [--backend tensorflow|jax]
+
+The plain loop is what a student writes: scikit-learn's digits split 70/10/20 and standardized, then for each
+setting a Sequential of Dense layers, compile(Adam(lr), categorical cross-entropy, the sweep's metrics) and
+fit(validation_data=..., verbose=0), then evaluate on the test part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import tomllib
+
+REPO = Path(__file__).resolve().parent.parent
+SWEEP = REPO / "examples" / "digits_depth.toml"
+
+PLAIN = """
+import sys, tomllib
+import keras, numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+spec = tomllib.load(open(sys.argv[1], "rb"))
+train, sweep = spec["train"], spec["sweep"]
+x, y = load_digits(return_X_y=True)
+for hidden in sweep["model.hidden"]:
+    for lr in sweep["train.learning_rate"]:
+        for seed in sweep["seeds"]:
+            keras.utils.set_random_seed(seed)
+            x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.2, random_state=seed)
+            x_tr, x_val, y_tr, y_val = train_test_split(x_rest, y_rest, test_size=0.125, random_state=seed)
+            mean, std = x_tr.mean(0), x_tr.std(0) + 1e-7
+            x_tr, x_val, x_test = ((a - mean) / std for a in (x_tr, x_val, x_test))
+            onehot = lambda labels: keras.utils.to_categorical(labels, 10)
+            model = keras.Sequential(
+                [keras.Input((64,)), *(keras.layers.Dense(u, activation="relu") for u in hidden),
+                 keras.layers.Dense(10, activation="softmax")]
+            )
+            model.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy",
+                          metrics=train["metrics"])
+            model.fit(x_tr, onehot(y_tr), epochs=train["epochs"], batch_size=train["batch_size"],
+                      validation_data=(x_val, onehot(y_val)), verbose=0)
+            model.evaluate(x_test, onehot(y_test), verbose=0)
+"""
+
+
+def sweep_file(folder: Path, backend: str) -> Path:
+    """The example as it is, with the backend asked for."""
+    text = SWEEP.read_text().replace('backend = "tensorflow"', f'backend = "{backend}"')
+    path = folder / "digits_depth.toml"
+    path.write_text(text)
+    return path
+
+
+def timed(command: list[str], backend: str) -> float:
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = {**os.environ, "PYTHONPATH": path, "KERAS_BACKEND": backend}
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"))
+    args = parser.parse_args()
+    times: dict[str, list[float]] = {"plain loop": [], "hpcjobs local": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = sweep_file(Path(tmp), args.backend)
+        runs = len(tomllib.loads(path.read_text())["sweep"]["seeds"]) * 8
+        for repeat in range(args.repeats):
+            results = Path(tmp) / f"results-{repeat}"
+            times["plain loop"].append(timed([sys.executable, "-c", PLAIN, str(path)], args.backend))
+            submit = ["submit", str(path), "--executor", "local", "--wait", "--results", str(results)]
+            times["hpcjobs local"].append(timed([sys.executable, "-m", "hpcjobs", *submit], args.backend))
+            print(
+                f"  repeat {repeat}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()), flush=True
+            )
+    plain = statistics.median(times["plain loop"])
+    print(f"# digits_depth: {runs} trainings, KERAS_BACKEND={args.backend}, {os.cpu_count()} CPUs")
+    print(f"{'side':16} {'median s':>9} {'all s':>20} {'plain ÷ this':>13}")
+    for side, values in times.items():
+        shown = ", ".join(f"{v:.1f}" for v in values)
+        median = statistics.median(values)
+        print(f"{side:16} {median:9.1f} {shown:>20} {plain / median:12.2f}×")
+
+
+if __name__ == "__main__":
+    main()
