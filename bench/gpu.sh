@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/train_throughput.py, bench/packing.py and bench/population.py on a GPU machine with Python 3.12 + JAX but no TensorFlow,
+# bench/train_throughput.py, packing.py, population.py and digits_loop.py on a GPU machine with Python 3.12 + JAX, no TensorFlow,
 # Keras, submitit or internet.
 #
 # Here, with internet, from the repository root:   bench/gpu.sh fetch
@@ -28,10 +28,15 @@ export PYTHONPATH="/tmp/site:$PWD" KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 "$PYTHON" -c 'import jax, keras; print("jax", jax.__version__, jax.devices(), "keras", keras.__version__)'
 "$PYTHON" bench/train_throughput.py "$@" | tee /tmp/train_throughput_auto.txt
 "$PYTHON" bench/train_throughput.py --precision float32 "$@" | tee /tmp/train_throughput_float32.txt
+# The lesson MLP on 60,000 × 784: every case at 8 runs; at 32 runs reuse in turn (the ratios' base there), K=4,
+# the default and populations (one process per run, 32 × ~20 s, would not fit the device time).
 "$PYTHON" bench/packing.py --runs 8 | tee /tmp/packing.txt
+"$PYTHON" bench/packing.py --runs 32 --only 2,4,6,7 | tee -a /tmp/packing.txt
+"$PYTHON" bench/digits_loop.py --backend jax --repeats 1 | tee /tmp/digits_loop.txt
 # 32 seeds of the lesson MLP (60,000 × 784) as one population vs in turn vs one process per run (8 timed).
 "$PYTHON" bench/population.py --config lesson --epochs 5 --seeds 8 32 --per-process 8 | tee /tmp/population.txt
 echo; echo "== precision auto =="; tail -n 5 /tmp/train_throughput_auto.txt
 echo "== precision float32 =="; tail -n 5 /tmp/train_throughput_float32.txt
-echo "== packing =="; tail -n 6 /tmp/packing.txt
+echo "== packing =="; grep -v '^  ' /tmp/packing.txt
+echo "== digits loop =="; tail -n 3 /tmp/digits_loop.txt
 echo "== population =="; tail -n 12 /tmp/population.txt
