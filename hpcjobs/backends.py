@@ -7,7 +7,6 @@ histories or tables. Every subprocess call hpcjobs makes lives here.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shutil
 import signal
@@ -26,7 +25,7 @@ from .manifest import Submission
 from .scheduler import UNREACHABLE, Backend, BackendError, States
 from .slurm import JobRow
 from .vocab import ACTIVE, RunState, lanes
-from .worker import Task
+from .worker import SHARED_GPU_ENV, Task
 
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill real trainings
 
@@ -139,14 +138,19 @@ def _ours(sub: Submission) -> bool:
 
 
 @contextlib.contextmanager
-def _controllers_in_own_session() -> Iterator[None]:
+def _controllers_in_own_session(extra_env: dict[str, str]) -> Iterator[None]:
     """submitit starts each local controller in our process group, so the Ctrl-C that stops
     `submit --wait` would stop the trainings too. In their own session they run on, as sbatch jobs would.
-    submitit has no option for it: its module's view of `subprocess` is swapped for the call."""
+    submitit has no option for it: its module's view of `subprocess` is swapped for the call. The
+    controllers' environment gets `extra_env` on top of the one submitit gives them."""
     from submitit.local import local
 
+    def popen(command: Any, env: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        merged = {**(os.environ if env is None else env), **extra_env}
+        return subprocess.Popen(command, env=merged, start_new_session=True, **kwargs)
+
     shim = types.SimpleNamespace(**vars(subprocess))
-    shim.Popen = functools.partial(subprocess.Popen, start_new_session=True)
+    shim.Popen = popen
     namespace = vars(local)
     saved = namespace["subprocess"]
     namespace["subprocess"] = shim
@@ -156,28 +160,74 @@ def _controllers_in_own_session() -> Iterator[None]:
         namespace["subprocess"] = saved
 
 
+def visible_gpus(environ: dict[str, str], nvidia_smi_list: str | None) -> list[int]:
+    """The GPUs this machine lets a process use, by index: CUDA_VISIBLE_DEVICES where set ("" or "-1":
+    none; ids that are not numbers, e.g. UUIDs, count by position), else the lines of `nvidia-smi -L`.
+    Pure."""
+    if "CUDA_VISIBLE_DEVICES" in environ:
+        ids = [i.strip() for i in environ["CUDA_VISIBLE_DEVICES"].split(",") if i.strip()]
+        ids = ids[: ids.index("-1")] if "-1" in ids else ids
+        return [int(i) for i in ids] if all(i.isdigit() for i in ids) else list(range(len(ids)))
+    lines = (nvidia_smi_list or "").splitlines()
+    return list(range(sum(1 for line in lines if line.startswith("GPU "))))
+
+
+def local_workers(cores: int, gpus: Sequence[int]) -> tuple[int, list[int]]:
+    """Worker processes on this machine and the GPUs they are shown. Without a GPU, one process per core.
+    With one, processes share the first GPU (no preallocation): as many as slurm.trials_per_gpu gives the
+    lesson MLP (4 beat 8 on an H200), never more than the cores that feed them. Pure."""
+    if not gpus:
+        return cores, []
+    return min(cores, slurm.trials_per_gpu(0)), [gpus[0]]
+
+
+def _nvidia_smi_list() -> str | None:
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        return subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 @dataclass
 class LocalBackend:
-    """This machine: at most `max_parallel` worker processes, each training its share of runs in turn."""
+    """This machine: worker processes each training its share of runs in turn; one per core, or several
+    sharing the first visible GPU (local_workers)."""
 
     max_parallel: int = field(default_factory=lambda: os.cpu_count() or 1)
+    gpus: list[int] = field(default_factory=lambda: visible_gpus(dict(os.environ), _nvidia_smi_list()))
     name: str = "local"
+
+    @property
+    def workers(self) -> tuple[int, list[int]]:
+        return local_workers(self.max_parallel, self.gpus)
+
+    @property
+    def device(self) -> str:
+        """Where the runs train, for the user: 'GPU 0, shared by 4 processes' or 'CPU, 2 processes'."""
+        processes, gpus = self.workers
+        if gpus:
+            return f"GPU {gpus[0]}, shared by {processes} processes"
+        return f"CPU, {processes} {'process' if processes == 1 else 'processes'}"
 
     def check(self) -> None:
         """Nothing to reach."""
 
     def group(self, run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]:
-        """One lane per core: each worker process trains its share in turn (the import is paid once)."""
-        return lanes(run_ids, self.max_parallel)
+        """A lane per worker process: each trains its share in turn (the import is paid once)."""
+        return lanes(run_ids, self.workers[0])
 
     def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[Submission]:
         import submitit
 
+        _, gpus = self.workers
         executor = submitit.LocalExecutor(folder=sweep.submitit_dir)
-        executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN, gpus_per_node=0)
+        # submitit shows each local job the GPUs asked for (CUDA_VISIBLE_DEVICES), none when asked for none.
+        executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN, gpus_per_node=len(gpus), visible_gpus=gpus)
         subs = []
         for ids in tasks:
-            with _controllers_in_own_session():
+            with _controllers_in_own_session(SHARED_GPU_ENV if gpus else {}):
                 job = executor.submit(Task(str(sweep.root.resolve()), tuple(ids)))
             start = process_start(int(job.job_id)) or ""
             subs.append(

@@ -63,6 +63,7 @@ def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[
     data_cfg, model_cfg, train_cfg = config["data"], config["model"], config["train"]
     device, capability = probe_device(backend)
     policy = choose_policy(train_cfg["precision"], capability)
+    print(f"{run_id}: training on {device} ({policy})", flush=True)
     key = (program_key(config), policy)
     reuse = MODELS.holds(key)
     if not reuse:

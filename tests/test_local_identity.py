@@ -43,15 +43,18 @@ def test_a_reused_pid_is_not_our_job_and_cancel_leaves_it_alone(stranger: subpro
     assert stranger.wait(timeout=10) != 0
 
 
-def test_a_local_controller_runs_in_its_own_session() -> None:
+def test_a_local_controller_runs_in_its_own_session_with_the_extra_environment() -> None:
     import os
 
-    with backends._controllers_in_own_session():
+    with backends._controllers_in_own_session({"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}):
         from submitit.local import local
 
-        proc = local.subprocess.Popen(["sleep", "0.1"])  # type: ignore[attr-defined]
+        proc = local.subprocess.Popen(  # type: ignore[attr-defined]
+            ["sh", "-c", 'test "$XLA_PYTHON_CLIENT_PREALLOCATE" = false && test "$KEPT" = 1'],
+            env={**os.environ, "KEPT": "1"},
+        )
     assert os.getsid(proc.pid) == proc.pid != os.getsid(0)
-    proc.wait()
+    assert proc.wait() == 0
     assert local.subprocess is subprocess  # type: ignore[attr-defined]
 
 

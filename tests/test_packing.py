@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hpcjobs import slurm, sweep
-from hpcjobs.backends import FakeBackend
+from hpcjobs.backends import FakeBackend, LocalBackend, local_workers, visible_gpus
 from hpcjobs.spec import mlp_params
 from hpcjobs.vocab import lanes
 
@@ -123,3 +123,29 @@ def test_submit_puts_the_runs_of_one_program_together_in_its_tasks(tmp_path: Pat
 
 def task_programs(run_ids: list[str]) -> list[str]:
     return sorted({run_id.split("hidden-")[1].split("__")[0] for run_id in run_ids})
+
+
+@pytest.mark.parametrize(
+    ("environ", "smi", "gpus"),
+    [
+        ({}, None, []),  # no nvidia-smi: no GPU
+        ({}, "GPU 0: NVIDIA H200 (UUID: GPU-1)\nGPU 1: NVIDIA H200 (UUID: GPU-2)\n", [0, 1]),
+        ({"CUDA_VISIBLE_DEVICES": ""}, "GPU 0: NVIDIA H200 (UUID: GPU-1)\n", []),  # hidden, as submitit hides
+        ({"CUDA_VISIBLE_DEVICES": "-1"}, None, []),
+        ({"CUDA_VISIBLE_DEVICES": "3,1"}, None, [3, 1]),
+        ({"CUDA_VISIBLE_DEVICES": "GPU-8f3a,GPU-77c1"}, None, [0, 1]),
+    ],
+)
+def test_visible_gpus(environ: dict[str, str], smi: str | None, gpus: list[int]) -> None:
+    assert visible_gpus(environ, smi) == gpus
+
+
+def test_the_local_executor_shares_a_visible_gpu_and_otherwise_takes_a_core_per_process() -> None:
+    assert local_workers(2, []) == (2, [])
+    assert local_workers(16, [3, 1]) == (4, [3])  # the first visible GPU, 4 processes sharing it
+    assert local_workers(2, [0]) == (2, [0])  # never more processes than cores
+    runs = [f"r{i}" for i in range(24)]
+    on_gpu = LocalBackend(max_parallel=16, gpus=[0])
+    assert (len(on_gpu.group(runs, {})), on_gpu.device) == (4, "GPU 0, shared by 4 processes")
+    on_cpu = LocalBackend(max_parallel=2, gpus=[])
+    assert (len(on_cpu.group(runs, {})), on_cpu.device) == (2, "CPU, 2 processes")
