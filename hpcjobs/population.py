@@ -83,6 +83,8 @@ class Program:
         self.n_features, self.n_classes = n_features, n_classes
         self.batch_size = int(self.train_cfg["batch_size"])
         # Each member from its own seed, exactly as train_run builds a run; the last model serves them all.
+        # A clean slate as for a new program in train_run: a model train.py kept would not survive it.
+        train.MODELS.drop()
         keras.backend.clear_session()
         weights = []
         for config in members.configs:
