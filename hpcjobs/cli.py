@@ -133,6 +133,7 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
     else:
         jobs = ", ".join(s.job_id for s in outcome.submissions)
         click.echo(f"{name}: submitted {plan} (jobs {jobs}) into {outcome.sweep.root}")
+    _warn(outcome.warning)
     if wait:
         interval = 2.0 if backend.name == "local" else 5.0
         try:
@@ -159,6 +160,7 @@ def _drive(sweep: layout.SweepDir, interval: float) -> None:
     while True:
         promotion = promoting.promote(sweep, backends.for_executor)
         click.echo(f"{sweep.name}: {promotion.decision.reason}")
+        _warn(promotion.warning)
         if promotion.ended or promotion.decision.kind == "stalled":
             return
         _watch(sweep, interval, 30.0)
@@ -190,6 +192,12 @@ def promote(name: str, results: Path | None, executor: str | None) -> None:
     promotion = promoting.promote(layout.sweep_dir(name, results), backends.for_executor, executor)
     jobs = ", ".join(s.job_id for s in promotion.submissions)
     click.echo(f"{name}: {promotion.decision.reason}" + (f" (jobs {jobs})" if jobs else ""))
+    _warn(promotion.warning)
+
+
+def _warn(warning: str) -> None:
+    if warning:
+        click.echo(f"hpcjobs: warning: {warning}", err=True)
 
 
 @cli.command("status")
@@ -410,6 +418,7 @@ def resubmit(name: str, results: Path | None, mode: str, executor: str | None) -
     jobs = ", ".join(s.job_id for s in outcome.submissions)
     plural = render.plural(len(outcome.to_submit), "run")
     click.echo(f"{outcome.sweep.name}: resubmitted {plural} (jobs {jobs})")
+    _warn(outcome.warning)
 
 
 @cli.command()

@@ -25,6 +25,7 @@ from .vocab import RunState
 class Promotion:
     decision: Decision
     submissions: list[Submission] = field(default_factory=list)
+    warning: str = ""
 
     @property
     def ended(self) -> bool:
@@ -60,7 +61,7 @@ def promote(
         backend = backend_for(executor or (man.submissions[-1].executor if man.submissions else "auto"))
         if not state.rungs[-1].jobs:  # recorded by a promote that stopped before submitting it
             return Promotion(
-                Decision("promote", "submitting the recorded next rung"), _submit(sweep, state, backend, man)
+                Decision("promote", "submitting the recorded next rung"), *_submit(sweep, state, backend, man)
             )
         rung = state.rungs[-1]
         states = {r.run_id: r.state for r in status.gather(sweep, backend_for).runs}
@@ -77,7 +78,7 @@ def promote(
             return Promotion(decision)
         state.rungs.append(Rung(state.epochs[len(state.rungs)], decision.survivors))
         search.write(sweep, state)
-        return Promotion(decision, _submit(sweep, state, backend, man))
+        return Promotion(decision, *_submit(sweep, state, backend, man))
 
 
 def _prune(sweep: layout.SweepDir, run_id: str, result: dict[str, Any] | None, rung: int) -> None:
@@ -93,7 +94,7 @@ def _prune(sweep: layout.SweepDir, run_id: str, result: dict[str, Any] | None, r
 
 def _submit(
     sweep: layout.SweepDir, state: SearchState, backend: Backend, man: manifest.Manifest
-) -> list[Submission]:
+) -> tuple[list[Submission], str]:
     """The last rung's runs continue from their backups to its epochs."""
     rung = state.rungs[-1]
     for run_id in rung.runs:
@@ -105,5 +106,4 @@ def _submit(
             sweep.result(run_id).replace(sweep.previous_result(run_id))
     subs = backend.submit(sweep, backend.group(rung.runs, man.slurm), man.slurm)
     _record(sweep, man, backend, subs)
-    follow_search(sweep, backend, subs, man.slurm)
-    return subs
+    return subs, follow_search(sweep, backend, subs, man.slurm)

@@ -17,7 +17,7 @@ from typing import Any
 from . import layout, locks, manifest, programs, search, slurm, status
 from .manifest import Manifest, Submission
 from .results import recorded_status
-from .scheduler import Backend
+from .scheduler import Backend, BackendError
 from .spec import DATASETS, Run, Spec, data_sources, expand, load_spec, mlp_params
 from .vocab import ACTIVE, FINISHED, RETRYABLE, InputError, RunState
 
@@ -36,6 +36,7 @@ class Outcome:
     scripts: list[str] = field(default_factory=list)  # sbatch text, for --dry-run on Slurm
     settings: dict[str, Any] = field(default_factory=dict)  # [slurm] with packing resolved
     states: dict[str, int] = field(default_factory=dict)  # run counts by state, of a sweep submitted before
+    warning: str = ""  # submitted, but something after it failed (a search's dependent promote job)
 
 
 def check_data(spec: Spec, where: str = "sweep file") -> list[tuple[int, int]]:
@@ -262,7 +263,7 @@ def _submit_and_record(p: Prepared, sweep_file: Path, outcome: Outcome, backend:
             shutil.rmtree(p.sweep.root, ignore_errors=True)
         raise
     _set_aside(p.sweep, outcome.to_submit)
-    follow_search(p.sweep, backend, outcome.submissions, p.settings)
+    outcome.warning = follow_search(p.sweep, backend, outcome.submissions, p.settings)
 
 
 def _record(sweep: layout.SweepDir, man: Manifest, backend: Backend, subs: list[Submission]) -> None:
@@ -278,17 +279,24 @@ def _record(sweep: layout.SweepDir, man: Manifest, backend: Backend, subs: list[
 
 def follow_search(
     sweep: layout.SweepDir, backend: Backend, subs: list[Submission], settings: dict[str, Any]
-) -> None:
-    """A halving search's arrays join its current rung, and a dependent job promotes it when they end."""
+) -> str:
+    """A halving search's arrays join its current rung, and a dependent job promotes it when they end.
+    A follow-up the scheduler refuses is a warning, not an error: the arrays are submitted and recorded."""
     state = search.read(sweep)
     if state is None or not subs:
-        return
+        return ""
     jobs = [s.job_id for s in subs]
     state.rungs[-1].jobs.extend(jobs)
-    follower = backend.follow_up(sweep, jobs, settings)
+    search.write(sweep, state)  # first: a rung with jobs is never submitted again, whatever happens next
+    try:
+        follower = backend.follow_up(sweep, jobs, settings)
+    except BackendError as exc:
+        then = f"run `hpcjobs promote {sweep.name}` when jobs {', '.join(jobs)} end"
+        return f"{exc}: no job will promote the search; {then}"
     if follower:
         state.rungs[-1].promote_jobs.append(follower)
-    search.write(sweep, state)
+        search.write(sweep, state)
+    return ""
 
 
 def export_sbatch(sweep_file: Path, results: str | Path | None, python: str) -> Path:
@@ -328,7 +336,7 @@ def resubmit(
             outcome.submissions = backend.submit(sweep, outcome.tasks, man.slurm)
             _record(sweep, man, backend, outcome.submissions)
             _set_aside(sweep, todo)
-            follow_search(sweep, backend, outcome.submissions, man.slurm)
+            outcome.warning = follow_search(sweep, backend, outcome.submissions, man.slurm)
     return outcome
 
 

@@ -341,3 +341,22 @@ def test_plots_of_a_search_draw_the_search_and_stopped_configurations_thinner(tm
     assert widths["12"] == 1.4 and widths["4"] == 0.6
     written = plots.write_plots(sweep, col)
     assert sweep.plot("search") in written and sweep.plot("search").stat().st_size > 0
+
+
+def test_a_refused_follow_up_is_a_warning_and_the_rung_stays_recorded(tmp_path: Path):
+    from hpcjobs.scheduler import BackendError
+
+    class NoFollower(backends.FakeBackend):
+        def follow_up(self, sweep: Any, after: Any, settings: Any) -> str:
+            raise BackendError("'sbatch --parsable' failed: slurmctld down")
+
+    fake = NoFollower()
+    path = tmp_path / "halve.toml"
+    path.write_text(SWEEP)
+    outcome = sweeps.submit(path, tmp_path / "r", fake, lambda _: fake)
+    assert outcome.warning.startswith("'sbatch --parsable' failed: slurmctld down: no job will promote")
+    assert "run `hpcjobs promote halve` when jobs 1000 end" in outcome.warning
+    sweep = layout.SweepDir(tmp_path / "r" / "halve")
+    state = search.read(sweep)
+    assert state is not None and state.rungs[0].jobs == ["1000"] and not state.rungs[0].promote_jobs
+    assert promote(sweep, lambda _: fake).decision.kind == "wait" and len(fake.submitted) == 1
