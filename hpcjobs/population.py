@@ -42,7 +42,7 @@ from hpcjobs.plan import (
     summarize_history,
 )
 from hpcjobs.results import recorded_status
-from hpcjobs.vocab import FINISHED, Objective
+from hpcjobs.vocab import FINISHED, Objective, RunState
 
 Tree = Any
 
@@ -367,7 +367,7 @@ def train_population(sweep: SweepDir, run_ids: Sequence[str], since: float | Non
         chunk = list(run_ids[start : start + cap])
         _train(sweep, chunk, [configs[r] for r in chunk], (x, y, n_classes), since or time.perf_counter())
         since = None
-    return {r: recorded_status(sweep.result(r)) or "FAILED" for r in run_ids}
+    return {r: recorded_status(sweep.result(r)) or RunState.FAILED for r in run_ids}
 
 
 def _train(
