@@ -83,9 +83,6 @@ class Program:
         self.n_features, self.n_classes = n_features, n_classes
         self.batch_size = int(self.train_cfg["batch_size"])
         # Each member from its own seed, exactly as train_run builds a run; the last model serves them all.
-        # A clean slate as for a new program in train_run: a model train.py kept would not survive it.
-        train.MODELS.drop()
-        keras.backend.clear_session()
         weights = []
         for config in members.configs:
             train.seed_everything(int(config["seed"]), "jax")
@@ -392,6 +389,10 @@ def _train(
     members = Members.split([c for c in configs if c["run_id"] in members_ids], x)
     device, capability = train.probe_device("jax")
     policy = choose_policy(configs[0]["train"]["precision"], capability)
+    # A clean slate as for a new program in train_run (a model train.py kept would not survive it), before
+    # the dtype policy: clear_session resets it.
+    train.MODELS.drop()
+    keras.backend.clear_session()
     keras.mixed_precision.set_dtype_policy(policy)
     try:
         program = Program(members, x.shape[1], n_classes)

@@ -155,6 +155,9 @@ def toy(tmp_path_factory) -> dict[str, SweepDir]:
             ]
             + [config("e4", 4, source, epochs=6, early_stopping_patience=0, learning_rate=0.3)],
         ),
+        "bf16": write_sweep(
+            root / "bf16", [config(f"s{s}", s, source, precision="mixed_bfloat16") for s in range(2)]
+        ),
         "chunked": write_sweep(root / "chunked", [config(f"c{s}", s, source) for s in range(3)]),
         "whole": write_sweep(root / "whole", [config(f"r{s}", s, source, epochs=4) for s in range(2)]),
         "killed": write_sweep(root / "killed", [config(f"r{s}", s, source, epochs=4) for s in range(2)]),
@@ -167,7 +170,7 @@ def toy(tmp_path_factory) -> dict[str, SweepDir]:
         from hpcjobs import population, worker
         from hpcjobs.layout import SweepDir
         lanes = {lanes!r}
-        for name in ("plain", "diverged", "early", "whole"):
+        for name in ("plain", "diverged", "early", "whole", "bf16"):
             worker.run_lane(SweepDir(Path({str(root)!r}) / name), lanes[name])
         # Memory for two members of this model (plan.population_cap): three train as two populations.
         population.available_memory = lambda: 3_200_000
@@ -225,6 +228,15 @@ def test_each_member_writes_the_history_and_result_of_a_run_trained_alone(toy):
     losses = {history(sweep, r)["loss"].iloc[-1] for r in ("s0", "s1", "s2")}
     assert len(losses) == 3
     assert not (sweep.root / "populations").exists() or not any((sweep.root / "populations").iterdir())
+
+
+@pytest.mark.keras
+def test_the_precision_policy_applies_to_the_population(toy):
+    """A mixed_bfloat16 population computes in bfloat16 (it once said so but computed in float32)."""
+    mixed, plain = history(toy["bf16"], "s0"), history(toy["plain"], "s0")
+    assert read_json(toy["bf16"].result("s0"))["precision_policy"] == "mixed_bfloat16"
+    assert not np.array_equal(mixed["loss"], plain["loss"])
+    assert np.allclose(mixed["loss"], plain["loss"], atol=0.05)
 
 
 @pytest.mark.keras
