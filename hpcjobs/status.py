@@ -52,8 +52,11 @@ class SweepStatus:
 
     @property
     def unreachable(self) -> bool:
-        """The scheduler did not answer: the states shown are the last ones known, perhaps stale."""
-        return UNREACHABLE in self.warning
+        """The scheduler did not answer and a state shown depends on it (the last one known, perhaps stale).
+
+        Runs whose ends are written to disk or final in accounting need no controller: a finished sweep
+        stays readable, with the warning, while the controller is down."""
+        return UNREACHABLE in self.warning and not self.done
 
     @property
     def done(self) -> bool:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -403,7 +404,14 @@ def _search_ended(sweep: layout.SweepDir, timeout: float = 600) -> search.Search
 
 
 def test_a_rung_cancelled_mid_way_is_resumed_by_resubmit_without_losing_the_search(tmp_path: Path) -> None:
-    path = write_sweep(tmp_path, "halve-cancel", epochs=150, hidden="[[2], [4], [8]]", runs=3)
+    # Enough data that the promoted run's second rung (epochs 11..30) lasts seconds, not a blink: the scancel
+    # below must land while it trains (on moons the rung could end, and the next begin, before it).
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60_000, 16)).astype(np.float32)
+    np.savez(tmp_path / "wide.npz", x=x, y=(x[:, 0] + x[:, 1] > 0).astype(np.int64))
+    path = write_sweep(
+        tmp_path, "halve-cancel", source="wide.npz", epochs=90, hidden="[[2], [4], [8]]", runs=3
+    )
     path.write_text(path.read_text() + '[search]\nmethod = "halving"\nmin_epochs = 10\neta = 3\n')
     results = tmp_path / "r"
     assert hpcjobs("submit", str(path), "--executor", "slurm", "--results", str(results))[0] == 0
@@ -414,10 +422,11 @@ def test_a_rung_cancelled_mid_way_is_resumed_by_resubmit_without_losing_the_sear
         assert state is not None and time.monotonic() < deadline, "the second rung never started"
         if len(state.rungs) == 2 and state.rungs[1].jobs:
             (survivor,) = state.rungs[1].runs
-            if len(set(_history_epochs(sweep, survivor))) > 12:
+            if len(set(_history_epochs(sweep, survivor))) > 11:
                 break
         time.sleep(0.5)
     subprocess.run(["scancel", *state.rungs[1].jobs], check=True, timeout=30)
+    assert not sweep.result(survivor).exists(), "the rung ended before the scancel: nothing was cancelled"
     wait_done(sweep)
     deadline = time.monotonic() + 120  # the dependent promote runs and finds the rung broken
     while subprocess.run(
@@ -432,7 +441,7 @@ def test_a_rung_cancelled_mid_way_is_resumed_by_resubmit_without_losing_the_sear
     assert code == 0 and "resubmitted 1 run " in out, out
     state = _search_ended(sweep)
     assert state is not None and state.ended.startswith("finished"), state
-    assert [(r.epochs, len(r.runs)) for r in state.rungs] == [(10, 3), (30, 1), (150, 1)]
+    assert [(r.epochs, len(r.runs)) for r in state.rungs] == [(10, 3), (30, 1), (90, 1)]
     (winner,) = state.rungs[-1].runs
     written = _history_epochs(sweep, winner)
-    assert sorted(set(written)) == list(range(150)) and len(written) - 150 <= 1, written
+    assert sorted(set(written)) == list(range(90)) and len(written) - 90 <= 1, written

@@ -70,3 +70,13 @@ def test_status_exits_0_when_the_scheduler_answers(tmp_path: Path, monkeypatch: 
     sweep, _ = make_sweep(tmp_path)
     monkeypatch.setattr(backends, "for_executor", lambda executor: backends.FakeBackend())
     assert CliRunner().invoke(cli, ["status", "moons", "--results", str(sweep.root.parent)]).exit_code == 0
+
+
+def test_a_finished_sweep_reads_from_disk_with_the_controller_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep, _ = make_sweep(tmp_path)  # every run has its result.json: no state depends on the controller
+    monkeypatch.setattr(backends, "for_executor", lambda executor: backends.FakeBackend(down=True))
+    result = CliRunner().invoke(cli, ["status", "moons", "--results", str(sweep.root.parent), "--wide"])
+    assert result.exit_code == 0
+    assert UNREACHABLE in result.stdout + result.stderr  # still said

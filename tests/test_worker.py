@@ -139,7 +139,8 @@ def test_submit_through_the_fake_backend_runs_each_task_as_a_node_would(tmp_path
     path.write_text('name = "s"\n[data]\nsource = "moons"\n[train]\nepochs = 2\n[sweep]\nseeds = [0, 1]\n')
     fake = backends.FakeBackend(run=True)
     outcome = sweeps.submit(path, tmp_path / "r", fake, lambda _: fake)
-    assert [len(t) for t in outcome.tasks] == [2]  # moons is tiny: auto packs both runs into one task
-    fake.scripted = {("1000", 0): backends.JobRow("COMPLETED")}
+    # Two runs fit the array's parallel slots: auto gives each its own task, nothing is packed.
+    assert [len(t) for t in outcome.tasks] == [1, 1]
+    fake.scripted = {("1000", i): backends.JobRow("COMPLETED") for i in range(2)}
     st = status.gather(outcome.sweep, lambda _: fake)
     assert [(r.state, r.epochs_done) for r in st.runs] == [("COMPLETED", 2)] * 2
