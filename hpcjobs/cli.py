@@ -62,6 +62,14 @@ results_option = click.option(
     help="Results folder (default: $HPCJOBS_RESULTS, else ./results).",
 )
 
+# resubmit and promote go on where the sweep was last submitted unless told otherwise.
+last_executor_option = click.option(
+    "--executor",
+    type=click.Choice(["slurm", "local"]),
+    default=None,
+    help="Default: the executor of the last submission.",
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hpcjobs")
@@ -169,12 +177,7 @@ def _drive(sweep: layout.SweepDir, interval: float) -> None:
 @cli.command()
 @click.argument("name")
 @results_option
-@click.option(
-    "--executor",
-    type=click.Choice(["slurm", "local"]),
-    default=None,
-    help="Default: the executor of the last submission.",
-)
+@last_executor_option
 @handle_errors
 def promote(name: str, results: Path | None, executor: str | None) -> None:
     """Advance a halving search: rank the rung that ended, stop the runs below the cut, submit the rest
@@ -397,12 +400,7 @@ def collect(
 @results_option
 @click.option("--failed", "mode", flag_value="failed", default=True, help="Runs that failed (default).")
 @click.option("--unfinished", "mode", flag_value="unfinished", help="Failed runs and runs never submitted.")
-@click.option(
-    "--executor",
-    type=click.Choice(["slurm", "local"]),
-    default=None,
-    help="Default: the executor of the last submission.",
-)
+@last_executor_option
 @handle_errors
 def resubmit(name: str, results: Path | None, mode: str, executor: str | None) -> None:
     """Submit again only the runs that need it; twice in a row submits nothing the second time.
