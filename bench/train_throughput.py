@@ -111,7 +111,7 @@ def measure(side: str, samples: int, epochs: int, batch_size: int, precision: st
         model = train.build_model(FEATURES, CLASSES, HIDDEN, "relu", 0.0)
         train.compile_model(model, cfg, execution)
         with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-            _, callbacks = train.training_callbacks(
+            _, _, callbacks = train.training_callbacks(
                 "bench", cfg, objective, Path(tmp) / "history.csv", Path(tmp) / "backup"
             )
             train.fit_model(
@@ -121,6 +121,7 @@ def measure(side: str, samples: int, epochs: int, batch_size: int, precision: st
                 cfg,
                 execution,
                 [*callbacks, clock],
+                seed=0,
             )
         settings = {"device": device, "policy": policy, **asdict(execution)}
     return {"side": side, "backend": backend, "epoch_seconds": clock.seconds, **settings}

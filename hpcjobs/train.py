@@ -11,6 +11,7 @@ import importlib
 import math
 import os
 import platform
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,7 @@ def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[
             train_cfg,
             execution,
             callbacks,
+            seed=int(config["seed"]),
         )
         evaluated = model.evaluate(
             parts.x_test, ready.y_test, batch_size=execution.eval_batch_size, verbose=0, return_dict=True
@@ -230,12 +232,27 @@ MODELS = CompiledModels()
 
 def seed_everything(seed: int, backend: str) -> None:
     """Same config + seed on CPU gives the same history (Python, NumPy and backend RNGs)."""
-    keras.utils.set_random_seed(seed)
     if backend == "tensorflow":
         import tensorflow as tf
 
+        keras.utils.set_random_seed(seed)
         # Cheap for an MLP, and makes GPU reductions reproducible too.
         tf.config.experimental.enable_op_determinism()
+        return
+    # What keras.utils.set_random_seed does but seed TensorFlow, which it imports wherever it is installed
+    # (~9 s of a JAX process here) for tf.data pipelines that a JAX run does not have.
+    from keras.src.backend.common import global_state
+    from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+    if backend == "torch":
+        import torch
+
+        torch.manual_seed(seed)
 
 
 def probe_device(backend: str) -> tuple[str, tuple[int, int] | None]:
@@ -331,15 +348,46 @@ def fit_model(
     train_cfg: dict[str, Any],
     execution: Execution,
     callbacks: list[keras.callbacks.Callback],
+    seed: int,
 ) -> keras.callbacks.History:
+    batch_size, epochs = int(train_cfg["batch_size"]), int(train_cfg["epochs"])
+    if keras.backend.backend() != "tensorflow":
+        return model.fit(
+            *train,
+            validation_data=validation,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_batch_size=execution.eval_batch_size,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    # Given the epoch's steps, Keras makes the next epoch's iterator as one ends, and not again as it starts.
     return model.fit(
-        *train,
-        validation_data=validation,
-        epochs=int(train_cfg["epochs"]),
-        batch_size=int(train_cfg["batch_size"]),
-        validation_batch_size=execution.eval_batch_size,
+        tf_batches(*train, batch_size, seed),
+        steps_per_epoch=math.ceil(len(train[0]) / batch_size),
+        validation_data=tf_batches(*validation, execution.eval_batch_size),
+        validation_steps=math.ceil(len(validation[0]) / execution.eval_batch_size),
+        epochs=epochs,
+        shuffle=False,  # tf_batches shuffles, from the run's seed
         callbacks=callbacks,
         verbose=0,
+    )
+
+
+def tf_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None) -> Any:
+    """The batches of Keras' array adapter (reshuffled each epoch when seeded, the last one short) from a
+    smaller tf.data pipeline: a run makes two iterators per epoch, and Keras' cost ~3× as much each (0.1 s
+    for digits; bench/RESULTS.md, compile once)."""
+    import tensorflow as tf
+
+    features, labels = tf.constant(x), tf.constant(y)
+    order = tf.data.Dataset.range(len(x))
+    if seed is not None:
+        order = order.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return (
+        order.batch(batch_size)
+        .map(lambda i: (tf.gather(features, i), tf.gather(labels, i)))
+        .prefetch(tf.data.AUTOTUNE)
     )
 
 
@@ -369,23 +417,46 @@ class DivergenceStop(keras.callbacks.Callback):  # type: ignore[misc]  # keras i
 
 
 class EpochBackup(keras.callbacks.BackupAndRestore):  # type: ignore[misc]
-    """BackupAndRestore that writes its files atomically and has no batch hook.
+    """BackupAndRestore that writes its files atomically, as one NumPy archive, and has no batch hook.
 
     Keras writes the backup in place: a task killed mid-write (kill -9, node failure) left weights that
-    could not be loaded, and the run could never resume (seen on the lab cluster). The batch hook is a
+    could not be loaded, and the run could never resume (seen on the lab cluster). Its HDF5 writer walks the
+    model's objects in Python, ~0.15 s an epoch for a small MLP; the values of the model's and the
+    optimizer's variables, in their order, are all a resume of the same config needs. The batch hook is a
     no-op with save_freq="epoch", but merely overriding it makes Keras call every callback synchronously.
     """
 
     on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
 
+    def state(self) -> list[Any]:
+        return [*self.model.variables, *self.model.optimizer.variables]
+
+    def archive(self) -> str:
+        return os.path.join(self.backup_dir, "latest.npz")
+
     def _save_model(self) -> None:
-        # Weights first, then the epoch: a kill between the two redoes one epoch, it never loses one.
+        # Variables first, then the epoch: a kill between the two redoes one epoch, it never loses one.
         os.makedirs(self.backup_dir, exist_ok=True)
-        partial = os.path.join(self.backup_dir, "partial.weights.h5")
-        self.model.save_weights(filepath=partial, overwrite=True)
-        os.replace(partial, self._weights_path)
+        partial = os.path.join(self.backup_dir, "partial.npz")
+        with open(partial, "wb") as file:
+            np.savez(file, *(keras.ops.convert_to_numpy(v) for v in self.state()))
+        os.replace(partial, self.archive())
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
         write_json(Path(self._training_metadata_path), metadata)
+
+    def _load_model(self) -> None:
+        if not os.path.exists(self.archive()):
+            # A backup an earlier hpcjobs wrote in Keras' format (or none: Keras then starts at epoch 0).
+            super()._load_model()
+            return
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        with np.load(self.archive()) as saved:
+            values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        for variable, value in zip(self.state(), values, strict=True):
+            variable.assign(value)
+        if os.path.exists(self._training_metadata_path):
+            self.model._initial_epoch = read_json(Path(self._training_metadata_path))["epoch"]
 
 
 class EpochLine(keras.callbacks.Callback):  # type: ignore[misc]

@@ -279,10 +279,11 @@ def test_split_standardizes_with_train_statistics_only():
     assert abs(parts.x_test[:, 0].mean()) > 1e-3  # test rows are scaled with train stats, not their own
 
 
-def test_standardizer_literal():
-    mean, std = data.standardizer(np.array([[1.0, 5.0], [3.0, 5.0]]))
+def test_statistics_literal():
+    mean, std = data.statistics(np.array([[1.0, 5.0], [3.0, 5.0]], dtype=np.float32), "standard")
     np.testing.assert_array_equal(mean, [2.0, 5.0])
     np.testing.assert_array_equal(std, [1.0, 1.0])
+    assert mean.dtype == std.dtype == np.float32
 
 
 @pytest.mark.parametrize(

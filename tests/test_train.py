@@ -227,6 +227,43 @@ def test_requeued_run_resumes_from_its_last_finished_epoch(train, tmp_path, sour
     assert not sweep.backup_dir(run_id).exists()
 
 
+def backed_up_model(train, tmp_path, backup):
+    """A compiled toy model whose variables (optimizer's included) `backup` saved after epoch 2."""
+    import keras
+
+    model = train.build_model(2, 2, hidden=[4], activation="relu", dropout=0.0)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(np.ones((8, 2)), np.eye(2)[[0, 1] * 4], epochs=1, verbose=0)
+    backup.set_model(model)
+    backup._current_epoch = 2
+    backup._save_model()
+    fresh = train.build_model(2, 2, hidden=[4], activation="relu", dropout=0.0)
+    fresh.compile(optimizer="adam", loss="categorical_crossentropy")
+    restore = train.EpochBackup(str(tmp_path / "backup"))
+    restore.set_model(fresh)
+    restore.on_train_begin()
+    for saved, restored in zip(
+        [*model.variables, *model.optimizer.variables],
+        [*fresh.variables, *fresh.optimizer.variables],
+        strict=True,
+    ):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(saved), keras.ops.convert_to_numpy(restored))
+    return fresh
+
+
+def test_a_backup_restores_every_variable_and_the_epoch(train, tmp_path):
+    restored = backed_up_model(train, tmp_path, train.EpochBackup(str(tmp_path / "backup")))
+    assert restored._initial_epoch == 2
+    assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == ["latest.npz", "training_metadata.json"]
+
+
+def test_a_backup_in_keras_format_from_an_earlier_hpcjobs_is_restored(train, tmp_path):
+    import keras
+
+    restored = backed_up_model(train, tmp_path, keras.callbacks.BackupAndRestore(str(tmp_path / "backup")))
+    assert restored._initial_epoch == 2
+
+
 def test_backend_mismatch_is_refused(train, tmp_path, source):
     sweep, run_id = make_run(tmp_path / "sweep", source)
     config = read_json(sweep.config(run_id))
