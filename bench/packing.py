@@ -7,7 +7,7 @@ through the project's task runner, one process per run against the new default a
 Cases, each from a clean sweep folder (results, histories and compilation cache removed):
   per-run        a process per run, nothing reused (runs_per_task = 1, trials_per_gpu = 1), no cache
   in turn        one process trains every run in turn, a model built and compiled per run (the old way)
-  + reuse        the same, compiling once per program (train.CompiledModels), no cache
+  + reuse        the same, compiling once per program (models.CompiledModels), no cache
   + cache        a process per run with the sweep's persistent compilation cache (JAX only)
   K=k            one task of k processes sharing the machine (the GPU), reuse and cache on
   default        what the local executor does here: one process per core (a task each), reuse and cache
@@ -41,7 +41,7 @@ from hpcjobs.vocab import lanes
 from hpcjobs.worker import LANE_COMMAND
 
 REPO = Path(__file__).resolve().parent.parent
-NO_REUSE = "from hpcjobs import train; train.CompiledModels.holds = lambda self, key: False\n"
+NO_REUSE = "from hpcjobs import models; models.CompiledModels.holds = lambda self, key: False\n"
 NO_CACHE = {"JAX_ENABLE_COMPILATION_CACHE": "false"}
 
 

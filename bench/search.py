@@ -110,16 +110,16 @@ def run_keras_tuner(root: Path, epochs: int) -> dict[str, Any]:
     import keras
     import keras_tuner as kt
 
-    from hpcjobs import data, train
+    from hpcjobs import data, models
 
     x, y = data.load("digits")
     parts = data.split(x, y, 0.2, 0.1, seed=0)
-    y_train, y_val, y_test = (train.one_hot(v, 10) for v in (parts.y_train, parts.y_val, parts.y_test))
+    y_train, y_val, y_test = (models.one_hot(v, 10) for v in (parts.y_train, parts.y_val, parts.y_test))
     labels = ["x".join(map(str, h)) for h in HIDDEN]
 
     def build(hp: Any) -> Any:
         hidden = [int(u) for u in hp.Choice("hidden", labels).split("x")]
-        model = train.build_model(64, 10, hidden, "relu", 0.0, l2=hp.Choice("l2", PENALTIES))
+        model = models.build_model(64, 10, hidden, "relu", 0.0, l2=hp.Choice("l2", PENALTIES))
         model.compile(
             optimizer=keras.optimizers.Adam(hp.Choice("learning_rate", RATES)),
             loss="categorical_crossentropy",

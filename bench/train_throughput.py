@@ -4,8 +4,8 @@ The lesson MLP (784-256-128-10) on seeded random MNIST-sized data (60,000 × 784
 tenth as many validation samples), with the same batch size, epochs, optimizer, learning rate, metrics and
 validation data on both sides:
   - plain: the lesson's way, default compile() and fit() from NumPy arrays,
-  - hpcjobs: hpcjobs.train's own functions (seeding, precision policy, execution plan, compile, callbacks
-    with their history and backup files in a temporary folder, fit), as train_run calls them.
+  - hpcjobs: hpcjobs' own functions (models: seeding, compile; plan: precision policy, execution plan; train:
+    callbacks with their history and backup files in a temporary folder, fit), as train_run calls them.
 
 Each measurement runs in a fresh Python process and the sides alternate, so neither inherits the other's
 compiled functions or global state (TensorFlow's op determinism, which the task turns on, cannot be turned
@@ -90,7 +90,7 @@ def measure(side: str, samples: int, epochs: int, batch_size: int, precision: st
         )
         settings = {"jit_compile": model.jit_compile}
     else:
-        from hpcjobs import plan, train
+        from hpcjobs import models, plan, train
         from hpcjobs.vocab import Objective
 
         cfg: dict[str, Any] = {
@@ -102,22 +102,22 @@ def measure(side: str, samples: int, epochs: int, batch_size: int, precision: st
             "precision": precision,
             "early_stopping_patience": 0,
         }
-        train.seed_everything(0, backend)
-        device, capability = train.probe_device(backend)
+        models.seed_everything(0, backend)
+        device, capability = models.probe_device(backend)
         policy = plan.choose_policy(precision, capability)
         objective = Objective.for_metrics(cfg["metrics"])
         execution = plan.plan_execution(cfg, backend, samples)
         keras.mixed_precision.set_dtype_policy(policy)
-        model = train.build_model(FEATURES, CLASSES, HIDDEN, "relu", 0.0)
-        train.compile_model(model, cfg, execution)
+        model = models.build_model(FEATURES, CLASSES, HIDDEN, "relu", 0.0)
+        models.compile_model(model, cfg, execution)
         with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
             _, _, callbacks = train.training_callbacks(
                 "bench", cfg, objective, Path(tmp) / "history.csv", Path(tmp) / "backup"
             )
             train.fit_model(
                 model,
-                (x, train.one_hot(y, CLASSES)),
-                (x_val, train.one_hot(y_val, CLASSES)),
+                (x, models.one_hot(y, CLASSES)),
+                (x_val, models.one_hot(y_val, CLASSES)),
                 cfg,
                 execution,
                 [*callbacks, clock],

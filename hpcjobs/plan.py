@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from .programs import program_key
+from .settings import Execution
 from .spec import backend_runs, mlp_params
 from .vocab import Objective, RunState
 
@@ -47,15 +48,6 @@ def diverged(loss: float, previous: float, n_classes: int) -> bool:
     if not math.isfinite(loss):
         return True
     return loss > DIVERGED_LOSS_FACTOR * math.log(n_classes) and loss >= previous
-
-
-@dataclass(frozen=True)
-class Execution:
-    """How the steps run, never what they compute: batch size, learning rate and epochs stay the user's."""
-
-    steps_per_execution: int
-    jit_compile: bool
-    eval_batch_size: int
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,10 @@ import keras
 import numpy as np
 import pandas as pd
 
-from hpcjobs import data, scores, train
+from hpcjobs import data, models, scores
 from hpcjobs.layout import SweepDir, read_json, write_bytes, write_json
 from hpcjobs.plan import (
     EVAL_BATCH_SIZE,
-    Execution,
     Timing,
     build_result,
     choose_policy,
@@ -42,6 +41,7 @@ from hpcjobs.plan import (
     summarize_history,
 )
 from hpcjobs.results import recorded_status
+from hpcjobs.settings import Execution
 from hpcjobs.vocab import FINISHED, Objective, RunState
 
 Tree = Any
@@ -85,7 +85,7 @@ class Program:
         # Each member from its own seed, exactly as train_run builds a run; the last model serves them all.
         weights = []
         for config in members.configs:
-            train.seed_everything(int(config["seed"]), "jax")
+            models.seed_everything(int(config["seed"]), "jax")
             self.model = self._build()
             weights.append(
                 (
@@ -98,7 +98,7 @@ class Program:
             jit_compile=True,
             eval_batch_size=max(self.batch_size, EVAL_BATCH_SIZE),
         )
-        train.compile_model(self.model, self.train_cfg, self.execution)
+        models.compile_model(self.model, self.train_cfg, self.execution)
         batch = (np.zeros((1, n_features), np.float32), np.zeros((1, n_classes), np.float32))
         self.model._symbolic_build(data_batch=batch)  # the metrics and optimizer variables, as fit() does
         optimizer = self.model.optimizer
@@ -125,7 +125,7 @@ class Program:
         self.keep = jax.jit(jax.vmap(lambda take, new, old: where(take, new, old)))
 
     def _build(self) -> keras.Model:
-        return train.build_model(
+        return models.build_model(
             self.n_features,
             self.n_classes,
             hidden=list(self.model_cfg["hidden"]),
@@ -213,7 +213,7 @@ class Population:
         self.device_data = (
             *(jnp.asarray(a) for a in (members.train_rows, members.val_rows, members.mean, members.std)),
             jnp.asarray(x),
-            jnp.asarray(train.one_hot(y, program.n_classes)),
+            jnp.asarray(models.one_hot(y, program.n_classes)),
         )
         self.seeds = jnp.asarray([int(c["seed"]) for c in members.configs], jnp.uint32)
         self.state = program.initial
@@ -387,11 +387,11 @@ def _train(
     if not members_ids:
         return
     members = Members.split([c for c in configs if c["run_id"] in members_ids], x)
-    device, capability = train.probe_device("jax")
+    device, capability = models.probe_device("jax")
     policy = choose_policy(configs[0]["train"]["precision"], capability)
-    # A clean slate as for a new program in train_run (a model train.py kept would not survive it), before
-    # the dtype policy: clear_session resets it.
-    train.MODELS.drop()
+    # A clean slate as for a new program in train_run (the model that models.MODELS kept would not survive
+    # it), before the dtype policy: clear_session resets it.
+    models.MODELS.drop()
     keras.backend.clear_session()
     keras.mixed_precision.set_dtype_policy(policy)
     try:
@@ -454,7 +454,7 @@ class Results:
                 execution=program.execution,
                 backend=self.backend,
                 device=self.device,
-                versions=train.versions(self.backend),
+                versions=models.versions(self.backend),
                 started=self.started,
                 finished=now(),
             )

@@ -101,7 +101,7 @@ def packing(settings: dict[str, Any], params: int, n_runs: int) -> dict[str, Any
     While the runs fit the array's parallel slots (array_parallelism tasks at once) each gets a task of its
     own: nothing waits. Beyond, K processes share a task's GPU (K = trials_per_gpu(params), at most
     cpus_per_task, one core each) and each trains M runs in turn, M just large enough for the tasks to fit
-    the slots; a process compiles each program once (train.CompiledModels), so later runs cost little more
+    the slots; a process compiles each program once (models.CompiledModels), so later runs cost little more
     than their training. Without GPUs, Slurm packs tasks onto cores: one process per task.
     """
     slots = settings["array_parallelism"]

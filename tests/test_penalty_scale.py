@@ -83,15 +83,16 @@ def test_runs_the_population_program_cannot_train_train_alone(change):
 def test_a_penalized_unscaled_run_trains_with_the_penalty_in_its_loss(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     train = importlib.import_module("hpcjobs.train")
+    models = importlib.import_module("hpcjobs.models")
     from tests.test_train import make_run
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 2))
     source = tmp_path / "toy.npz"
     np.savez(source, x=x, y=(x[:, 0] + x[:, 1] > 0).astype(int))
-    model = train.build_model(2, 2, hidden=[8, 4], activation="relu", dropout=0.0, l2=0.5)
+    model = models.build_model(2, 2, hidden=[8, 4], activation="relu", dropout=0.0, l2=0.5)
     assert len(model.losses) == 2  # one penalty per hidden kernel
-    assert not train.build_model(2, 2, hidden=[8, 4], activation="relu", dropout=0.0).losses
+    assert not models.build_model(2, 2, hidden=[8, 4], activation="relu", dropout=0.0).losses
 
     sweep, run_id = make_run(tmp_path / "r", str(source))
     config = read_json(sweep.config(run_id))

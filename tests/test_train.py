@@ -22,6 +22,12 @@ def train(monkeypatch):
 
 
 @pytest.fixture
+def models(train):
+    """hpcjobs.models, imported like train once KERAS_BACKEND is set."""
+    return importlib.import_module("hpcjobs.models")
+
+
+@pytest.fixture
 def source(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 2))
@@ -77,16 +83,16 @@ def test_no_callback_of_a_run_has_a_batch_hook(train, tmp_path):
     ] == []
 
 
-def test_probe_device_on_cpu(train):
-    assert train.probe_device("tensorflow") == ("cpu", None)
+def test_probe_device_on_cpu(models):
+    assert models.probe_device("tensorflow") == ("cpu", None)
 
 
-def test_softmax_stays_float32_under_mixed_bfloat16(train):
+def test_softmax_stays_float32_under_mixed_bfloat16(models):
     import keras
 
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
     try:
-        model = train.build_model(5, 3, hidden=[8, 4], activation="gelu", dropout=0.5)
+        model = models.build_model(5, 3, hidden=[8, 4], activation="gelu", dropout=0.5)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
@@ -96,13 +102,14 @@ def test_softmax_stays_float32_under_mixed_bfloat16(train):
     assert model.count_params() == (5 * 8 + 8) + (8 * 4 + 4) + (4 * 3 + 3)
 
 
-def test_mixed_float16_loss_scaling_is_wrapped_exactly_once(train):
+def test_mixed_float16_loss_scaling_is_wrapped_exactly_once(models):
     import keras
 
     keras.mixed_precision.set_dtype_policy("mixed_float16")
     try:
-        model = train.build_model(2, 2, hidden=[4], activation="relu", dropout=0.0)
-        model.compile(optimizer=train.OPTIMIZERS["adam"](learning_rate=0.01), loss="categorical_crossentropy")
+        model = models.build_model(2, 2, hidden=[4], activation="relu", dropout=0.0)
+        optimizer = models.OPTIMIZERS["adam"](learning_rate=0.01)
+        model.compile(optimizer=optimizer, loss="categorical_crossentropy")
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
@@ -227,17 +234,17 @@ def test_requeued_run_resumes_from_its_last_finished_epoch(train, tmp_path, sour
     assert not sweep.backup_dir(run_id).exists()
 
 
-def backed_up_model(train, tmp_path, backup):
+def backed_up_model(train, models, tmp_path, backup):
     """A compiled toy model whose variables (optimizer's included) `backup` saved after epoch 2."""
     import keras
 
-    model = train.build_model(2, 2, hidden=[4], activation="relu", dropout=0.0)
+    model = models.build_model(2, 2, hidden=[4], activation="relu", dropout=0.0)
     model.compile(optimizer="adam", loss="categorical_crossentropy")
     model.fit(np.ones((8, 2)), np.eye(2)[[0, 1] * 4], epochs=1, verbose=0)
     backup.set_model(model)
     backup._current_epoch = 2
     backup._save_model()
-    fresh = train.build_model(2, 2, hidden=[4], activation="relu", dropout=0.0)
+    fresh = models.build_model(2, 2, hidden=[4], activation="relu", dropout=0.0)
     fresh.compile(optimizer="adam", loss="categorical_crossentropy")
     restore = train.EpochBackup(str(tmp_path / "backup"))
     restore.set_model(fresh)
@@ -251,16 +258,18 @@ def backed_up_model(train, tmp_path, backup):
     return fresh
 
 
-def test_a_backup_restores_every_variable_and_the_epoch(train, tmp_path):
-    restored = backed_up_model(train, tmp_path, train.EpochBackup(str(tmp_path / "backup")))
+def test_a_backup_restores_every_variable_and_the_epoch(train, models, tmp_path):
+    restored = backed_up_model(train, models, tmp_path, train.EpochBackup(str(tmp_path / "backup")))
     assert restored._initial_epoch == 2
     assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == ["latest.npz", "training_metadata.json"]
 
 
-def test_a_backup_in_keras_format_from_an_earlier_hpcjobs_is_restored(train, tmp_path):
+def test_a_backup_in_keras_format_from_an_earlier_hpcjobs_is_restored(train, models, tmp_path):
     import keras
 
-    restored = backed_up_model(train, tmp_path, keras.callbacks.BackupAndRestore(str(tmp_path / "backup")))
+    restored = backed_up_model(
+        train, models, tmp_path, keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    )
     assert restored._initial_epoch == 2
 
 

@@ -1,0 +1,165 @@
+"""The Keras model of a run: the MLP built and compiled from its settings, the compiled model a process keeps
+for the next run of the same program, and the process's seeds and device.
+
+Compute side only: the caller sets os.environ["KERAS_BACKEND"] before importing it. train.py trains one run
+with it, population.py a population.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import random
+from typing import Any
+
+import keras
+import numpy as np
+
+from hpcjobs.settings import Execution
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "sgd": keras.optimizers.SGD,
+    "rmsprop": keras.optimizers.RMSprop,
+    "nadam": keras.optimizers.Nadam,
+    "adagrad": keras.optimizers.Adagrad,
+}
+
+
+def build_model(
+    n_features: int, n_classes: int, hidden: list[int], activation: str, dropout: float, l2: float = 0.0
+) -> keras.Sequential:
+    """The MLP, under the current global dtype policy, except the softmax output which stays float32:
+    a float16 softmax rounds small probabilities to 0 and the cross-entropy to inf. `l2` penalizes the
+    hidden kernels (l2 × sum of squares added to the loss)."""
+    layers: list[Any] = [keras.Input((n_features,))]
+    penalty = keras.regularizers.L2(l2) if l2 > 0 else None
+    for units in hidden:
+        layers.append(keras.layers.Dense(units, activation=activation, kernel_regularizer=penalty))
+        if dropout > 0:
+            layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.Dense(n_classes, activation="softmax", dtype="float32"))
+    return keras.Sequential(layers)
+
+
+def compile_model(model: keras.Model, train_cfg: dict[str, Any], execution: Execution) -> None:
+    # Given a plain optimizer, compile() wraps it in LossScaleOptimizer itself when the model's
+    # policy is mixed_float16 (keras 3 auto_scale_loss=True): wrapping here would be redundant.
+    model.compile(
+        optimizer=OPTIMIZERS[train_cfg["optimizer"]](learning_rate=train_cfg["learning_rate"]),
+        loss="categorical_crossentropy",
+        metrics=list(train_cfg["metrics"]),
+        steps_per_execution=execution.steps_per_execution,
+        jit_compile=execution.jit_compile,
+    )
+
+
+def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """float32 once here, rather than Keras casting to_categorical's float64 each time it slices batches."""
+    return keras.utils.to_categorical(labels, num_classes=n_classes).astype(np.float32)
+
+
+class CompiledModels:
+    """The process's last built and compiled model and the program key it was compiled for.
+
+    A run of the same key trains that model again instead of building and compiling its own, so nothing is
+    traced or compiled again: its variables take the fresh model's values (weights and dropout seeds, drawn
+    from the run's seed) and the optimizer's variables their values from before the first step. Only the
+    last model is kept: runs of one program come one after another (programs.in_program_order).
+    """
+
+    def __init__(self) -> None:
+        self.key: tuple[str, str] | None = None
+        self.compiled: keras.Model | None = None
+        self.optimizer_start: list[np.ndarray] = []
+
+    def holds(self, key: tuple[str, str]) -> bool:
+        return self.compiled is not None and self.key == key
+
+    def drop(self) -> None:
+        self.key, self.compiled, self.optimizer_start = None, None, []
+
+    def model(
+        self,
+        key: tuple[str, str],
+        fresh: keras.Model,
+        batch: tuple[np.ndarray, np.ndarray],
+        train_cfg: dict[str, Any],
+        execution: Execution,
+    ) -> keras.Model:
+        """The model to train: `fresh`, compiled, for a new key; else the compiled one given fresh's state."""
+        if self.compiled is None or self.key != key:
+            compile_model(fresh, train_cfg, execution)
+            # Keras builds the loss, metrics and optimizer at the first fit, from a batch it takes from the
+            # training data; on JAX that draws one more shuffle from NumPy's global generator, which a reused
+            # model would not draw. Built here from a given batch, fresh and reused runs shuffle alike, and
+            # the optimizer's start values can be kept.
+            fresh._symbolic_build(data_batch=batch)
+            self.key, self.compiled = key, fresh
+            self.optimizer_start = [keras.ops.convert_to_numpy(v) for v in fresh.optimizer.variables]
+            return fresh
+        model = self.compiled
+        for target, source in zip(model.variables, fresh.variables, strict=True):
+            target.assign(source.value)
+        for target, start in zip(model.optimizer.variables, self.optimizer_start, strict=True):
+            target.assign(start)
+        model.optimizer.learning_rate = train_cfg["learning_rate"]
+        return model
+
+
+MODELS = CompiledModels()
+
+
+def seed_everything(seed: int, backend: str) -> None:
+    """Same config + seed on CPU gives the same history (Python, NumPy and backend RNGs)."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        keras.utils.set_random_seed(seed)
+        # Cheap for an MLP, and makes GPU reductions reproducible too.
+        tf.config.experimental.enable_op_determinism()
+        return
+    # What keras.utils.set_random_seed does but seed TensorFlow, which it imports wherever it is installed
+    # (~9 s of a JAX process here) for tf.data pipelines that a JAX run does not have.
+    from keras.src.backend.common import global_state
+    from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+    if backend == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def probe_device(backend: str) -> tuple[str, tuple[int, int] | None]:
+    """("cpu", None), or the first GPU's name and compute capability."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            return "cpu", None
+        details = tf.config.experimental.get_device_details(gpus[0])
+        capability = details.get("compute_capability")
+        return details.get("device_name", gpus[0].name), tuple(capability) if capability else None
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform != "gpu":
+            return device.platform, None
+        major, minor = str(device.compute_capability).split(".")
+        return device.device_kind, (int(major), int(minor))
+    return "unknown", None
+
+
+def versions(backend: str) -> dict[str, str]:
+    found = {"python": platform.python_version(), "keras": keras.__version__, "numpy": np.__version__}
+    if backend in ("tensorflow", "jax"):
+        found[backend] = importlib.import_module(backend).__version__
+    return found
