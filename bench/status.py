@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hpcjobs import backends, layout, manifest, status, sweep
-from hpcjobs.manifest import Submission
 from hpcjobs.spec import expand, parse_spec
+from hpcjobs.vocab import Submission
 
 HELD = """
 name = "held"

@@ -5,11 +5,14 @@ The public API is small on purpose; the CLI is a thin layer over these names. Im
 """
 
 from .backends import FakeBackend, LocalBackend, SlurmBackend
+from .jobs import SweepError
 from .layout import LayoutError, SweepDir, sweep_dir
 from .scheduler import BackendError
-from .spec import Run, Spec, SpecError, expand, load_spec, parse_spec
-from .status import SweepStatus, gather
-from .sweep import SweepError, cancel, export_sbatch, resubmit, submit
+from .settings import Run
+from .spec import Spec, SpecError, expand, load_spec, parse_spec
+from .status import gather
+from .sweep import cancel, export_sbatch, resubmit, submit
+from .sweepstatus import SweepStatus
 
 __all__ = [
     "BackendError",

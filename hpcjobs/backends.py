@@ -21,10 +21,9 @@ from typing import Any
 from . import slurm
 from .layout import SweepDir
 from .locks import process_start
-from .manifest import Submission
-from .scheduler import UNREACHABLE, Backend, BackendError, States
+from .scheduler import Backend, BackendError, States
 from .slurm import JobRow
-from .vocab import ACTIVE, RunState, lanes
+from .vocab import ACTIVE, UNREACHABLE, RunState, Submission, lanes
 from .worker import SHARED_GPU_ENV, Task
 
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill real trainings

@@ -20,8 +20,7 @@ from . import layout, manifest, search
 from .histories import epochs_table, history_stats, parse_histories
 from .labels import short_key, summary_labels
 from .results import read as read_result
-from .suggest import did_you_mean
-from .vocab import FINISHED, ORDER, InputError, Objective
+from .vocab import FINISHED, ORDER, InputError, Objective, did_you_mean
 
 RESULT_FIELDS = (
     "params",

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .suggest import did_you_mean
-from .vocab import InputError
+from .vocab import InputError, did_you_mean
 
 RESULTS_ENV = "HPCJOBS_RESULTS"
 MANIFEST = "manifest.json"

@@ -5,33 +5,15 @@ It is the one file `status`, `resubmit` and `cancel` need to re-attach to a swee
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import layout
-from .spec import Run
+from .settings import Run
+from .vocab import Submission
 
 VERSION = 1
-
-
-@dataclass(frozen=True)
-class Submission:
-    """One scheduler job: a Slurm array (or plain job), or one local worker process."""
-
-    executor: str  # slurm | local | fake
-    job_id: str  # Slurm job id of the array, or the local worker's pid
-    tasks: list[list[str]]  # task index -> run ids, in the order the task trains them
-    parallel: int = 1  # processes per task sharing its GPU; vocab.lanes says which process trains which
-    submitted: str = field(default_factory=lambda: dt.datetime.now().isoformat(timespec="seconds"))
-    # A local worker's identity beyond its pid, which the system reuses: its start time and machine.
-    process_start: str = ""
-    host: str = ""
-
-    def job_name(self, task: int) -> str:
-        """How the scheduler names one task: submitit submits a single task as a plain job."""
-        return f"{self.job_id}_{task}" if len(self.tasks) > 1 else self.job_id
 
 
 @dataclass

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import layout, locks, manifest, search, status
-from .manifest import Submission
+from .jobs import SweepError, check_private, follow_search, record
 from .scheduler import Backend
 from .search import Decision, Rung, SearchState
-from .sweep import SweepError, _record, check_private, follow_search
-from .vocab import RunState
+from .vocab import RunState, Submission
 
 
 @dataclass
@@ -105,5 +104,5 @@ def _submit(
         if sweep.result(run_id).is_file():
             sweep.result(run_id).replace(sweep.previous_result(run_id))
     subs = backend.submit(sweep, backend.group(rung.runs, man.slurm), man.slurm)
-    _record(sweep, man, backend, subs)
+    record(sweep, man, backend, subs)
     return subs, follow_search(sweep, backend, subs, man.slurm)

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from . import columns
 from .labels import compact_value, measures, short_key, short_metric, short_run_label, summary_labels
-from .status import RunStatus, SweepStatus
+from .sweepstatus import RunStatus, SweepStatus
 from .vocab import RunState
 
 STATE_STYLE = {

@@ -11,15 +11,11 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .layout import SweepDir
-from .manifest import Submission
 from .slurm import JobRow
+from .vocab import Submission
 
 # (array job id, task index) -> what the scheduler says of that task.
 States = dict[tuple[str, int], JobRow]
-
-
-# How a backend's warning begins when the scheduler did not answer: `status` then exits 1, as documented.
-UNREACHABLE = "Slurm unreachable"
 
 
 class BackendError(Exception):

@@ -5,7 +5,9 @@ Ground floor: it imports nothing of hpcjobs, so every module can take these type
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -15,3 +17,23 @@ class Execution:
     steps_per_execution: int
     jit_compile: bool
     eval_batch_size: int
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training: a full setting of data/model/train plus a seed."""
+
+    run_id: str
+    config_id: str
+    seed: int
+    settings: dict[str, dict[str, Any]]
+
+    def config(self, sweep_name: str, backend: str) -> dict[str, Any]:
+        """What the training task reads from config.json."""
+        return {
+            "run_id": self.run_id,
+            "sweep": sweep_name,
+            "backend": backend,
+            "seed": self.seed,
+            **copy.deepcopy(self.settings),
+        }

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .suggest import did_you_mean
+from .vocab import did_you_mean
 
 METHODS = ("grid", "random", "halving")
 DISTRIBUTIONS = ("log_uniform", "uniform", "int_uniform", "choice")

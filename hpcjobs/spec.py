@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .plan import backend_runs
+from .settings import Run
 from .space import Dist, Search, SpaceError, check_draws, draw, parse_search, parse_space
-from .suggest import did_you_mean
-from .vocab import InputError
+from .vocab import InputError, did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -99,12 +100,6 @@ def _auto_or_int(v: Any) -> bool:
     return v == "auto" or _int_at_least(1)(v)
 
 
-def mlp_params(n_features: int, hidden: list[int], n_classes: int) -> int:
-    """Weights and biases of the lesson's MLP: Dense layers n_features -> hidden... -> n_classes."""
-    sizes = [n_features, *hidden, n_classes]
-    return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
-
-
 def _opt_str(v: Any) -> bool:
     return isinstance(v, str)
 
@@ -180,26 +175,6 @@ SCHEMA: dict[str, dict[str, Setting]] = {
     },
 }
 TOP_LEVEL = ("name", "backend", "max_runs", *SCHEMA, "sweep", "search", "space")
-
-
-@dataclass(frozen=True)
-class Run:
-    """One training: a full setting of data/model/train plus a seed."""
-
-    run_id: str
-    config_id: str
-    seed: int
-    settings: dict[str, dict[str, Any]]
-
-    def config(self, sweep_name: str, backend: str) -> dict[str, Any]:
-        """What the training task reads from config.json."""
-        return {
-            "run_id": self.run_id,
-            "sweep": sweep_name,
-            "backend": backend,
-            "seed": self.seed,
-            **copy.deepcopy(self.settings),
-        }
 
 
 @dataclass(frozen=True)
@@ -319,12 +294,6 @@ def _parse_search(
         return search, space
     except SpaceError as exc:
         raise SpecError(f"{where}: {exc}") from None
-
-
-def backend_runs(backend: str, steps_per_execution: Any) -> bool:
-    """Whether Keras on `backend` runs this many training steps per call into it. Checked here so that a
-    sweep that would fail on every node is refused at submit; the training plan asks the same."""
-    return backend != "torch" or steps_per_execution in ("auto", 1)
 
 
 def _resolve(source: str, base: Path) -> str:

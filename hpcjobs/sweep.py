@@ -6,24 +6,21 @@ a failed first submission removes the folder it created.
 
 from __future__ import annotations
 
-import os
 import shutil
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import layout, locks, manifest, programs, search, slurm, status
-from .manifest import Manifest, Submission
+from .jobs import SweepError, check_private, follow_search, record
+from .manifest import Manifest
+from .plan import mlp_params
 from .results import recorded_status
-from .scheduler import Backend, BackendError
-from .spec import DATASETS, Run, Spec, data_sources, expand, load_spec, mlp_params
-from .vocab import ACTIVE, FINISHED, RETRYABLE, InputError, RunState
-
-
-class SweepError(InputError):
-    """A sweep that cannot be submitted as asked; the message is one line for the user."""
+from .scheduler import Backend
+from .settings import Run
+from .spec import DATASETS, Spec, data_sources, expand, load_spec
+from .vocab import ACTIVE, FINISHED, RETRYABLE, RunState, Submission
 
 
 @dataclass
@@ -115,22 +112,6 @@ def max_params(runs: list[Run], shapes: list[tuple[int, int]]) -> int:
     """The largest model of the sweep, in weights: what packing decides on."""
     hidden = {tuple(r.settings["model"]["hidden"]) for r in runs}
     return max(mlp_params(n_in, list(h), n_out) for h in hidden for n_in, n_out in shapes)
-
-
-def check_private(path: Path) -> None:
-    """submitit executes the pickles in a sweep folder: refuse one that others own or can write."""
-    info = path.stat()
-    if info.st_uid != os.getuid():
-        raise SweepError(
-            f"{path} belongs to another user (uid {info.st_uid}): expected a sweep folder of yours "
-            f"(pick another name or --results folder)"
-        )
-    mode = info.st_mode
-    if mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise SweepError(
-            f"{path} is writable by other users (mode {stat.filemode(mode)}): expected a folder "
-            f"only you can write (chmod go-w '{path}')"
-        )
 
 
 def _existing(sweep: layout.SweepDir, spec: Spec, runs: list[Run]) -> Manifest | None:
@@ -234,7 +215,7 @@ def submit(
             outcome = _plan(p, backend, backend_for)
             if outcome.to_submit:
                 backend.check()
-                _submit_and_record(p, sweep_file, outcome, backend)
+                _submit_andrecord(p, sweep_file, outcome, backend)
     except BaseException:
         if new_results and p.old is None:  # made for this sweep alone: a refusal leaves nothing behind
             shutil.rmtree(p.sweep.root.parent, ignore_errors=True)
@@ -253,50 +234,17 @@ def _plan(p: Prepared, backend: Backend, backend_for: Callable[[str], Backend]) 
     return Outcome(p.sweep, p.runs, todo, backend.group(todo, p.settings), settings=p.settings, states=states)
 
 
-def _submit_and_record(p: Prepared, sweep_file: Path, outcome: Outcome, backend: Backend) -> None:
+def _submit_andrecord(p: Prepared, sweep_file: Path, outcome: Outcome, backend: Backend) -> None:
     try:
         man = p.old or _write_new(p, sweep_file)
         outcome.submissions = backend.submit(p.sweep, outcome.tasks, p.settings)
-        _record(p.sweep, man, backend, outcome.submissions)
+        record(p.sweep, man, backend, outcome.submissions)
     except BaseException:
         if p.old is None:
             shutil.rmtree(p.sweep.root, ignore_errors=True)
         raise
     _set_aside(p.sweep, outcome.to_submit)
     outcome.warning = follow_search(p.sweep, backend, outcome.submissions, p.settings)
-
-
-def _record(sweep: layout.SweepDir, man: Manifest, backend: Backend, subs: list[Submission]) -> None:
-    """Add the new jobs to the manifest; if it cannot be written (a full disk), cancel them: jobs the
-    manifest does not name could never be watched, resubmitted or cancelled by hpcjobs."""
-    man.submissions.extend(subs)
-    try:
-        manifest.write(sweep, man)
-    except OSError:
-        backend.cancel(subs)
-        raise
-
-
-def follow_search(
-    sweep: layout.SweepDir, backend: Backend, subs: list[Submission], settings: dict[str, Any]
-) -> str:
-    """A halving search's arrays join its current rung, and a dependent job promotes it when they end.
-    A follow-up the scheduler refuses is a warning, not an error: the arrays are submitted and recorded."""
-    state = search.read(sweep)
-    if state is None or not subs:
-        return ""
-    jobs = [s.job_id for s in subs]
-    state.rungs[-1].jobs.extend(jobs)
-    search.write(sweep, state)  # first: a rung with jobs is never submitted again, whatever happens next
-    try:
-        follower = backend.follow_up(sweep, jobs, settings)
-    except BackendError as exc:
-        then = f"run `hpcjobs promote {sweep.name}` when jobs {', '.join(jobs)} end"
-        return f"{exc}: no job will promote the search; {then}"
-    if follower:
-        state.rungs[-1].promote_jobs.append(follower)
-        search.write(sweep, state)
-    return ""
 
 
 def export_sbatch(sweep_file: Path, results: str | Path | None, python: str) -> Path:
@@ -334,7 +282,7 @@ def resubmit(
         outcome = Outcome(sweep, [], todo, backend.group(todo, man.slurm))
         if todo:
             outcome.submissions = backend.submit(sweep, outcome.tasks, man.slurm)
-            _record(sweep, man, backend, outcome.submissions)
+            record(sweep, man, backend, outcome.submissions)
             _set_aside(sweep, todo)
             outcome.warning = follow_search(sweep, backend, outcome.submissions, man.slurm)
     return outcome

@@ -1,4 +1,5 @@
-"""The words every other module uses: run states, the objective a run is judged by, and the lanes of a task.
+"""The words every other module uses: run states, the objective a run is judged by, the jobs a command
+submits and the lanes of their tasks, and input errors with their 'did you mean'.
 
 The ground floor of the package: it imports nothing of hpcjobs and nothing outside the standard library,
 so the login-node commands, the worker and the training all read the same definitions.
@@ -6,10 +7,12 @@ so the login-node commands, the worker and the training all read the same defini
 
 from __future__ import annotations
 
+import datetime as dt
+import difflib
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -103,6 +106,9 @@ QUIET = frozenset(
 # What an OUT_OF_MEMORY run's note says, whether the worker caught the error or Slurm killed the task.
 OOM_HINT = "lower train.batch_size or ask for more memory (slurm.mem_gb)"
 
+# How a backend's warning begins when the scheduler did not answer: `status` then exits 1, as documented.
+UNREACHABLE = "Slurm unreachable"
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -155,6 +161,37 @@ class Objective:
 class InputError(Exception):
     """Input that hpcjobs cannot use as given: a sweep file, a folder, a data file, an option. The message is
     one line saying what is wrong and what is expected; the CLI prints it and exits 2."""
+
+
+def closest(word: str, options: Iterable[str]) -> str | None:
+    """The valid option nearest to `word` (case ignored), if one is near enough to be a typo of it."""
+    by_lower = {o.lower(): o for o in options}
+    found = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.7)
+    return by_lower[found[0]] if found else None
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' to append to an input error's message, or '' when nothing is close."""
+    found = closest(word, options)
+    return f" (did you mean '{found}'?)" if found else ""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One scheduler job: a Slurm array (or plain job), or one local worker process."""
+
+    executor: str  # slurm | local | fake
+    job_id: str  # Slurm job id of the array, or the local worker's pid
+    tasks: list[list[str]]  # task index -> run ids, in the order the task trains them
+    parallel: int = 1  # processes per task sharing its GPU; `lanes` says which process trains which
+    submitted: str = field(default_factory=lambda: dt.datetime.now().isoformat(timespec="seconds"))
+    # A local worker's identity beyond its pid, which the system reuses: its start time and machine.
+    process_start: str = ""
+    host: str = ""
+
+    def job_name(self, task: int) -> str:
+        """How the scheduler names one task: submitit submits a single task as a plain job."""
+        return f"{self.job_id}_{task}" if len(self.tasks) > 1 else self.job_id
 
 
 def lanes(run_ids: Sequence[T], parallel: int) -> list[list[T]]:

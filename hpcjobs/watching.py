@@ -11,12 +11,13 @@ from rich.console import Console
 
 from . import layout, render, status
 from .scheduler import Backend
+from .sweepstatus import SweepStatus
 from .vocab import ACTIVE
 
 
 def poll(
     sweep: layout.SweepDir, backend_for: Callable[[str], Backend], interval: float, max_interval: float
-) -> Iterator[status.SweepStatus]:
+) -> Iterator[SweepStatus]:
     """Refresh until every run has ended, backing off so the controller is never hammered."""
     while True:
         st = status.gather(sweep, backend_for)
@@ -27,7 +28,7 @@ def poll(
         interval = min(max_interval, interval * 1.5)
 
 
-def log_lines(console: Console, statuses: Iterator[status.SweepStatus]) -> None:
+def log_lines(console: Console, statuses: Iterator[SweepStatus]) -> None:
     last = ""
     for st in statuses:
         line = render.progress_line(st)
@@ -37,7 +38,7 @@ def log_lines(console: Console, statuses: Iterator[status.SweepStatus]) -> None:
         last = line
 
 
-def progress(console: Console, statuses: Iterator[status.SweepStatus]) -> None:
+def progress(console: Console, statuses: Iterator[SweepStatus]) -> None:
     """Bars of runs ended and epochs done, then the counts."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -56,7 +57,7 @@ def progress(console: Console, statuses: Iterator[status.SweepStatus]) -> None:
     console.print(render.counts_line(st))
 
 
-def table(console: Console, statuses: Iterator[status.SweepStatus], limit: int | None, wide: bool) -> None:
+def table(console: Console, statuses: Iterator[SweepStatus], limit: int | None, wide: bool) -> None:
     """The status table redrawn in place, fitted to the terminal's width and height (unless wide)."""
     from rich.live import Live
 

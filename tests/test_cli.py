@@ -12,8 +12,9 @@ from click.testing import CliRunner
 
 from hpcjobs import layout, manifest
 from hpcjobs.cli import cli
-from hpcjobs.manifest import Submission
-from hpcjobs.spec import Run, expand, load_spec
+from hpcjobs.settings import Run
+from hpcjobs.spec import expand, load_spec
+from hpcjobs.vocab import Submission
 
 from .conftest import EXAMPLES
 

@@ -22,8 +22,8 @@ from rich.table import Table
 from hpcjobs import collect, layout, manifest, render
 from hpcjobs.cli import cli
 from hpcjobs.collect import Collection, Query, QueryError
-from hpcjobs.manifest import Submission
 from hpcjobs.spec import expand, load_spec
+from hpcjobs.vocab import Submission
 
 from .conftest import EXAMPLES
 

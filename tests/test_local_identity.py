@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hpcjobs import backends, locks
-from hpcjobs.manifest import Submission
+from hpcjobs.vocab import Submission
 
 
 @pytest.fixture

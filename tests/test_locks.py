@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from hpcjobs import backends, layout, locks, manifest, status, worker
 from hpcjobs import sweep as sweeps
 from hpcjobs.cli import cli
-from hpcjobs.manifest import Submission
 from hpcjobs.slurm import JobRow
+from hpcjobs.vocab import Submission
 
 SWEEP = 'name = "race"\n[data]\nsource = "moons"\n[train]\nepochs = 2\n[sweep]\nseeds = [0, 1, 2]\n'
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from hpcjobs import slurm, sweep
 from hpcjobs.backends import FakeBackend, LocalBackend, local_workers, visible_gpus
-from hpcjobs.spec import mlp_params
+from hpcjobs.plan import mlp_params
 from hpcjobs.vocab import lanes
 
 GPU = {"gpus_per_task": 1, "trials_per_gpu": "auto", "runs_per_task": "auto"}

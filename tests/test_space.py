@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hpcjobs.cli import cli
-from hpcjobs.spec import SpecError, expand, mlp_params, parse_spec
+from hpcjobs.plan import mlp_params
+from hpcjobs.spec import SpecError, expand, parse_spec
 
 BASE: dict[str, Any] = {"name": "quest", "data": {"source": "digits"}, "train": {"epochs": 27}}
 SPACE = {

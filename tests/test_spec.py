@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hpcjobs.spec import ACTIVATIONS, Run, Spec, SpecError, expand, load_spec, parse_spec
+from hpcjobs.settings import Run
+from hpcjobs.spec import ACTIVATIONS, Spec, SpecError, expand, load_spec, parse_spec
 
 from .conftest import EXAMPLES
 

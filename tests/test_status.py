@@ -10,10 +10,10 @@ import pytest
 from hpcjobs import layout, locks, manifest, status
 from hpcjobs.backends import FakeBackend
 from hpcjobs.history import Progress
-from hpcjobs.manifest import Submission
+from hpcjobs.settings import Run
 from hpcjobs.slurm import JobRow
-from hpcjobs.spec import Run, expand, load_spec, parse_spec
-from hpcjobs.vocab import OOM_HINT
+from hpcjobs.spec import expand, load_spec, parse_spec
+from hpcjobs.vocab import OOM_HINT, Submission
 
 from .conftest import EXAMPLES
 

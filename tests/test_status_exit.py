@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from hpcjobs import backends
 from hpcjobs.cli import cli
-from hpcjobs.manifest import Submission
-from hpcjobs.scheduler import UNREACHABLE, BackendError
+from hpcjobs.scheduler import BackendError
+from hpcjobs.vocab import UNREACHABLE, Submission
 
 from .test_validation import make_sweep
 

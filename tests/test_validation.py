@@ -15,9 +15,8 @@ from click.testing import CliRunner
 
 from hpcjobs import backends, collect, histories, layout, manifest, results
 from hpcjobs.cli import cli
-from hpcjobs.manifest import Submission
 from hpcjobs.spec import expand, load_spec
-from hpcjobs.vocab import Objective
+from hpcjobs.vocab import Objective, Submission
 
 from .conftest import EXAMPLES
 

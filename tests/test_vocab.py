@@ -16,10 +16,20 @@ from hypothesis import strategies as st
 from hpcjobs import layout, manifest, status
 from hpcjobs import sweep as sweeps
 from hpcjobs.backends import FakeBackend
-from hpcjobs.manifest import Submission
 from hpcjobs.slurm import JobRow
 from hpcjobs.spec import expand, load_spec
-from hpcjobs.vocab import ACTIVE, FINISHED, ORDER, QUIET, RETRYABLE, InputError, Objective, RunState, lanes
+from hpcjobs.vocab import (
+    ACTIVE,
+    FINISHED,
+    ORDER,
+    QUIET,
+    RETRYABLE,
+    InputError,
+    Objective,
+    RunState,
+    Submission,
+    lanes,
+)
 
 from .conftest import EXAMPLES
 
@@ -172,9 +182,9 @@ def test_every_input_error_says_so_by_its_base() -> None:
     from hpcjobs.cli import OptionError
     from hpcjobs.collect import QueryError
     from hpcjobs.data import DataError
+    from hpcjobs.jobs import SweepError
     from hpcjobs.layout import LayoutError
     from hpcjobs.spec import SpecError
-    from hpcjobs.sweep import SweepError
 
     for error in (SpecError, SweepError, LayoutError, DataError, QueryError, OptionError):
         assert issubclass(error, InputError), error

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from hpcjobs import backends, layout, manifest, status, vocab, worker
-from hpcjobs.manifest import Submission
 from hpcjobs.spec import expand, parse_spec
+from hpcjobs.vocab import Submission
 
 
 def test_out_of_memory_errors_are_told_apart_from_other_failures(tmp_path: Path) -> None:
