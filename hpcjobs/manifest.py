@@ -27,7 +27,7 @@ class Manifest:
     @classmethod
     def new(cls, name: str, backend: str, runs: list[Run], slurm: dict[str, Any]) -> Manifest:
         rows = [
-            {"run_id": r.run_id, "config_id": r.config_id, "seed": r.seed, "settings": r.settings}
+            {"run_id": r.run_id, "config_id": r.config_id, "seed": r.seed, "settings": r.settings.to_dict()}
             for r in runs
         ]
         return cls(name, backend, rows, slurm)

@@ -72,7 +72,7 @@ class Timing:
         return cls(first - since, last - first, len(epoch_ends) - 1, reused, until - since)
 
 
-def mlp_params(n_features: int, hidden: list[int], n_classes: int) -> int:
+def mlp_params(n_features: int, hidden: Sequence[int], n_classes: int) -> int:
     """Weights and biases of the lesson's MLP: Dense layers n_features -> hidden... -> n_classes."""
     sizes = [n_features, *hidden, n_classes]
     return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
@@ -178,7 +178,7 @@ def population_cap(
     best weights, gradients, two optimizer moments, the update) and the activations of one training batch
     and one evaluation batch, forward and backward."""
     activations = 3 * (batch_size + EVAL_BATCH_SIZE) * (n_features + sum(hidden) + n_classes)
-    per_member = 4 * (6 * mlp_params(n_features, list(hidden), n_classes) + activations)
+    per_member = 4 * (6 * mlp_params(n_features, hidden, n_classes) + activations)
     return max(1, min(MAX_POPULATION, memory // 2 // per_member))
 
 

@@ -1,13 +1,115 @@
-"""A run's settings as typed, frozen values, read by the login-node commands and the compute side alike.
+"""A run's settings as typed, frozen values: the sweep file's [data], [model], [train] and [slurm] tables with
+their defaults (spec.py checks what a user writes against them), and how a run's steps execute.
 
-Ground floor: it imports nothing of hpcjobs, so every module can take these types.
+JSON holds them as objects of the same keys in the same order, lists where these hold tuples: `to_dict` and
+`from_dict` are the one conversion, so config.json and manifest.json keep their bytes. Ground floor: it
+imports nothing of hpcjobs, so every module can take these types.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound="Table")
+
+
+class Table:
+    """One table of settings: each key of it a field, in the sweep file's order."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls: type[T], table: Mapping[str, Any]) -> T:
+        """From a table as JSON or TOML gives it; a key an older hpcjobs did not write takes its default."""
+        return cls(**{name: _frozen(value) for name, value in table.items()})
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class DataSettings(Table):
+    source: str  # a built-in dataset or a data file's absolute path
+    test_fraction: float = 0.2
+    # Best epoch and early stopping need a validation set.
+    validation_fraction: float = 0.1
+    # Features standardized with the training split's mean and std (never the held-out parts'), or as is.
+    scale: str = "standard"
+
+
+@dataclass(frozen=True)
+class ModelSettings(Table):
+    hidden: tuple[int, ...] = (64, 32)
+    activation: str = "relu"
+    dropout: float = 0.0
+    # The weight penalty scikit-learn's MLPClassifier applies by default (alpha), on the Dense kernels.
+    l2: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainSettings(Table):
+    epochs: int = 20
+    batch_size: int = 128
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    metrics: tuple[str, ...] = ("categorical_accuracy", "mean_squared_error", "mean_absolute_error")
+    precision: str = "auto"
+    early_stopping_patience: int = 0  # 0: off
+    # Training steps per call into the backend: the science is unchanged, the Python overhead is not.
+    steps_per_execution: int | str = "auto"
+    # On JAX, runs differing only in seed and learning rate train as one vmapped program (population.py).
+    population: str = "auto"
+
+
+@dataclass(frozen=True)
+class SlurmSettings(Table):
+    partition: str = ""  # empty: the cluster's default
+    time: str = "00:20:00"
+    gpus_per_task: int = 1
+    gpu_request: str = "gpus-per-node"
+    cpus_per_task: int = 2
+    mem_gb: float = 8
+    array_parallelism: int = 16
+    # Packing small trainings: K processes sharing one GPU, each training M runs in turn.
+    trials_per_gpu: int | str = "auto"
+    runs_per_task: int | str = "auto"
+    account: str = ""
+    qos: str = ""
+    constraint: str = ""
+    additional: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run trains: its data, model and training settings (the seed apart)."""
+
+    data: DataSettings
+    model: ModelSettings
+    train: TrainSettings
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {"data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict()}
+
+    @classmethod
+    def from_dict(cls, tables: Mapping[str, Mapping[str, Any]]) -> Settings:
+        return cls(
+            DataSettings.from_dict(tables["data"]),
+            ModelSettings.from_dict(tables["model"]),
+            TrainSettings.from_dict(tables["train"]),
+        )
+
+    def with_value(self, key: str, value: Any) -> Settings:
+        """These settings with one setting, a dotted key such as "model.hidden", set to `value`."""
+        section, name = key.split(".")
+        return replace(self, **{section: replace(getattr(self, section), **{name: _frozen(value)})})
 
 
 @dataclass(frozen=True)
@@ -26,7 +128,7 @@ class Run:
     run_id: str
     config_id: str
     seed: int
-    settings: dict[str, dict[str, Any]]
+    settings: Settings
 
     def config(self, sweep_name: str, backend: str) -> dict[str, Any]:
         """What the training task reads from config.json."""
@@ -35,5 +137,5 @@ class Run:
             "sweep": sweep_name,
             "backend": backend,
             "seed": self.seed,
-            **copy.deepcopy(self.settings),
+            **self.settings.to_dict(),
         }

@@ -5,7 +5,6 @@ Pure functions on plain data; the only I/O is reading the TOML text in `load_spe
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import itertools
 import json
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .plan import backend_runs
-from .settings import Run
+from .settings import DataSettings, ModelSettings, Run, Settings, SlurmSettings, Table, TrainSettings
 from .space import Dist, Search, SpaceError, check_draws, draw, parse_search, parse_space
 from .vocab import InputError, did_you_mean
 
@@ -53,14 +52,26 @@ class SpecError(InputError, ValueError):
     """A sweep file that cannot be used; the message is one line for the user."""
 
 
+REQUIRED = object()
+
+
 @dataclass(frozen=True)
 class Setting:
-    """One key of the sweep file: its default and how to check a value."""
+    """One key of the sweep file: how to check a value, and its default (settings.py's)."""
 
-    default: Any
     kind: str  # human-readable expected type, used in messages
     check: Callable[[Any], bool]
     sweepable: bool = True
+    default: Any = REQUIRED
+
+
+def _table(table: type[Table], **checks: Setting) -> dict[str, Setting]:
+    """A table's keys in its dataclass's order, each checked as given and defaulting as the dataclass says."""
+    found = dataclasses.fields(table)  # type: ignore[arg-type]
+    defaults = {f.name: REQUIRED if f.default is dataclasses.MISSING else f.default for f in found}
+    if list(checks) != list(defaults):
+        raise TypeError(f"{table.__name__}: expected checks for {list(defaults)}. Received: {list(checks)}")
+    return {name: dataclasses.replace(check, default=defaults[name]) for name, check in checks.items()}
 
 
 def _is_int(v: Any) -> bool:
@@ -109,70 +120,56 @@ def _source(v: Any) -> bool:
     return isinstance(v, str) and (v in DATASETS or Path(v).suffix.lower() in (".npz", ".csv"))
 
 
-REQUIRED = object()
-
 SCHEMA: dict[str, dict[str, Setting]] = {
-    "data": {
-        "source": Setting(
-            REQUIRED,
+    "data": _table(
+        DataSettings,
+        source=Setting(
             f"one of {', '.join(DATASETS)} or a path to a .npz/.csv file (relative to the sweep file)",
             _source,
         ),
-        "test_fraction": Setting(0.2, "a number in (0, 1)", lambda v: _fraction(v) and v > 0),
-        # Best epoch and early stopping need a validation set.
-        "validation_fraction": Setting(0.1, "a number in (0, 1)", lambda v: _fraction(v) and v > 0),
-        # Features standardized with the training split's mean and std (never the held-out parts'), or as is.
-        "scale": Setting("standard", f"one of {', '.join(SCALES)}", _one_of(SCALES)),
-    },
-    "model": {
-        "hidden": Setting([64, 32], "a non-empty list of positive integers (units per layer)", _hidden),
-        "activation": Setting("relu", f"one of {', '.join(ACTIVATIONS)}", _one_of(ACTIVATIONS)),
-        "dropout": Setting(0.0, "a number in [0, 1)", _fraction),
-        # The weight penalty scikit-learn's MLPClassifier applies by default (alpha), on the Dense kernels.
-        "l2": Setting(0.0, "a number ≥ 0", lambda v: _is_num(v) and v >= 0),
-    },
-    "train": {
-        "epochs": Setting(20, "an integer ≥ 1", _int_at_least(1)),
-        "batch_size": Setting(128, "an integer ≥ 1", _int_at_least(1)),
-        "optimizer": Setting("adam", f"one of {', '.join(OPTIMIZERS)}", _one_of(OPTIMIZERS)),
-        "learning_rate": Setting(1e-3, "a number > 0", lambda v: _is_num(v) and v > 0),
-        "metrics": Setting(
-            ["categorical_accuracy", "mean_squared_error", "mean_absolute_error"],
-            f"a list drawn from {', '.join(METRICS)}",
-            _metrics,
-        ),
-        "precision": Setting("auto", f"one of {', '.join(PRECISIONS)}", _one_of(PRECISIONS)),
-        "early_stopping_patience": Setting(0, "an integer ≥ 0 (0 = off)", _int_at_least(0)),
-        # Training steps per call into the backend: the science is unchanged, the Python overhead is not.
-        "steps_per_execution": Setting("auto", 'an integer ≥ 1 or "auto"', _auto_or_int),
-        # On JAX, runs differing only in seed and learning rate train as one vmapped program (population.py).
-        "population": Setting("auto", 'one of "auto", "off"', _one_of(POPULATION_MODES), False),
-    },
-    "slurm": {
-        "partition": Setting("", "a partition name (empty: the cluster's default)", _opt_str, False),
-        "time": Setting(
-            "00:20:00",
+        test_fraction=Setting("a number in (0, 1)", lambda v: _fraction(v) and v > 0),
+        validation_fraction=Setting("a number in (0, 1)", lambda v: _fraction(v) and v > 0),
+        scale=Setting(f"one of {', '.join(SCALES)}", _one_of(SCALES)),
+    ),
+    "model": _table(
+        ModelSettings,
+        hidden=Setting("a non-empty list of positive integers (units per layer)", _hidden),
+        activation=Setting(f"one of {', '.join(ACTIVATIONS)}", _one_of(ACTIVATIONS)),
+        dropout=Setting("a number in [0, 1)", _fraction),
+        l2=Setting("a number ≥ 0", lambda v: _is_num(v) and v >= 0),
+    ),
+    "train": _table(
+        TrainSettings,
+        epochs=Setting("an integer ≥ 1", _int_at_least(1)),
+        batch_size=Setting("an integer ≥ 1", _int_at_least(1)),
+        optimizer=Setting(f"one of {', '.join(OPTIMIZERS)}", _one_of(OPTIMIZERS)),
+        learning_rate=Setting("a number > 0", lambda v: _is_num(v) and v > 0),
+        metrics=Setting(f"a list drawn from {', '.join(METRICS)}", _metrics),
+        precision=Setting(f"one of {', '.join(PRECISIONS)}", _one_of(PRECISIONS)),
+        early_stopping_patience=Setting("an integer ≥ 0 (0 = off)", _int_at_least(0)),
+        steps_per_execution=Setting('an integer ≥ 1 or "auto"', _auto_or_int),
+        population=Setting('one of "auto", "off"', _one_of(POPULATION_MODES), False),
+    ),
+    "slurm": _table(
+        SlurmSettings,
+        partition=Setting("a partition name (empty: the cluster's default)", _opt_str, False),
+        time=Setting(
             "a Slurm time such as 00:20:00 or 1-00:00:00",
             lambda v: isinstance(v, str) and bool(TIME_RE.match(v)),
             False,
         ),
-        "gpus_per_task": Setting(1, "an integer ≥ 0", _int_at_least(0), False),
-        "gpu_request": Setting(
-            "gpus-per-node", f"one of {', '.join(GPU_REQUESTS)}", _one_of(GPU_REQUESTS), False
-        ),
-        "cpus_per_task": Setting(2, "an integer ≥ 1", _int_at_least(1), False),
-        "mem_gb": Setting(8, "a number > 0", lambda v: _is_num(v) and v > 0, False),
-        "array_parallelism": Setting(16, "an integer ≥ 1", _int_at_least(1), False),
-        # Packing small trainings: K processes sharing one GPU, each training M runs in turn.
-        "trials_per_gpu": Setting("auto", 'an integer ≥ 1 or "auto"', _auto_or_int, False),
-        "runs_per_task": Setting("auto", 'an integer ≥ 1 or "auto"', _auto_or_int, False),
-        "account": Setting("", "an account name", _opt_str, False),
-        "qos": Setting("", "a QOS name", _opt_str, False),
-        "constraint": Setting("", "a node feature constraint", _opt_str, False),
-        "additional": Setting(
-            [], 'a list of extra sbatch options such as "--mail-type=END"', _str_list, False
-        ),
-    },
+        gpus_per_task=Setting("an integer ≥ 0", _int_at_least(0), False),
+        gpu_request=Setting(f"one of {', '.join(GPU_REQUESTS)}", _one_of(GPU_REQUESTS), False),
+        cpus_per_task=Setting("an integer ≥ 1", _int_at_least(1), False),
+        mem_gb=Setting("a number > 0", lambda v: _is_num(v) and v > 0, False),
+        array_parallelism=Setting("an integer ≥ 1", _int_at_least(1), False),
+        trials_per_gpu=Setting('an integer ≥ 1 or "auto"', _auto_or_int, False),
+        runs_per_task=Setting('an integer ≥ 1 or "auto"', _auto_or_int, False),
+        account=Setting("an account name", _opt_str, False),
+        qos=Setting("a QOS name", _opt_str, False),
+        constraint=Setting("a node feature constraint", _opt_str, False),
+        additional=Setting('a list of extra sbatch options such as "--mail-type=END"', _str_list, False),
+    ),
 }
 TOP_LEVEL = ("name", "backend", "max_runs", *SCHEMA, "sweep", "search", "space")
 
@@ -181,7 +178,7 @@ TOP_LEVEL = ("name", "backend", "max_runs", *SCHEMA, "sweep", "search", "space")
 class Spec:
     name: str
     backend: str
-    settings: dict[str, dict[str, Any]]  # data/model/train with defaults filled in
+    settings: Settings  # data/model/train with defaults filled in
     slurm: dict[str, Any]
     axes: dict[str, list[Any]]  # dotted key -> choices, in file order
     seeds: list[int]
@@ -242,14 +239,15 @@ def parse_spec(doc: dict[str, Any], where: str = "sweep file", base: Path | None
         raise _fail(where, "max_runs", max_runs, "an integer ≥ 1")
 
     tables = {section: _parse_table(doc, section, where) for section in SCHEMA}
-    slurm = tables.pop("slurm")
+    slurm = SlurmSettings.from_dict(tables.pop("slurm")).to_dict()
     axes, seeds = _parse_sweep(doc.get("sweep", {}), where)
     if base is not None:
         tables["data"]["source"] = _resolve(tables["data"]["source"], base)
         if "data.source" in axes:
             axes["data.source"] = [_resolve(v, base) for v in axes["data.source"]]
-    held_out = max(axes.get("data.test_fraction", [tables["data"]["test_fraction"]])) + max(
-        axes.get("data.validation_fraction", [tables["data"]["validation_fraction"]])
+    settings = Settings.from_dict(tables)
+    held_out = max(axes.get("data.test_fraction", [settings.data.test_fraction])) + max(
+        axes.get("data.validation_fraction", [settings.data.validation_fraction])
     )
     if held_out >= 0.9:
         raise _fail(
@@ -258,7 +256,7 @@ def parse_spec(doc: dict[str, Any], where: str = "sweep file", base: Path | None
             round(held_out, 6),
             "less than 0.9 so that something is left to train on",
         )
-    for steps in axes.get("train.steps_per_execution", [tables["train"]["steps_per_execution"]]):
+    for steps in axes.get("train.steps_per_execution", [settings.train.steps_per_execution]):
         if not backend_runs(backend, steps):
             raise _fail(
                 where,
@@ -266,8 +264,8 @@ def parse_spec(doc: dict[str, Any], where: str = "sweep file", base: Path | None
                 steps,
                 f'"auto" or 1 with backend = "{backend}" (Keras runs it one step per call)',
             )
-    search, space = _parse_search(doc, tables, axes, where)
-    spec = Spec(name, backend, tables, slurm, axes, seeds, max_runs, search, space)
+    search, space = _parse_search(doc, settings.train, axes, where)
+    spec = Spec(name, backend, settings, slurm, axes, seeds, max_runs, search, space)
     if spec.run_count > max_runs:
         raise SpecError(
             f"{where}: the sweep expands to {spec.run_count:,} runs: expected at most "
@@ -282,13 +280,13 @@ def parse_spec(doc: dict[str, Any], where: str = "sweep file", base: Path | None
 
 
 def _parse_search(
-    doc: dict[str, Any], tables: dict[str, dict[str, Any]], axes: dict[str, list[Any]], where: str
+    doc: dict[str, Any], train: TrainSettings, axes: dict[str, list[Any]], where: str
 ) -> tuple[Search, dict[str, Dist]]:
     """[search] and [space], checked against each other and the grid axes."""
     searchable = {f"{s}.{k}": v for s, keys in SCHEMA.items() for k, v in keys.items() if v.sweepable}
-    patience = max(axes.get("train.early_stopping_patience", [tables["train"]["early_stopping_patience"]]))
+    patience = max(axes.get("train.early_stopping_patience", [train.early_stopping_patience]))
     try:
-        search = parse_search(doc.get("search", {}), tables["train"]["epochs"])
+        search = parse_search(doc.get("search", {}), train.epochs)
         space = parse_space(doc.get("space", {}), searchable)
         check_draws(search, space, list(axes), patience > 0)
         return search, space
@@ -302,7 +300,7 @@ def _resolve(source: str, base: Path) -> str:
 
 
 def data_sources(spec: Spec) -> list[str]:
-    return list(spec.axes.get("data.source", [spec.settings["data"]["source"]]))
+    return list(spec.axes.get("data.source", [spec.settings.data.source]))
 
 
 def _parse_table(doc: dict[str, Any], section: str, where: str) -> dict[str, Any]:
@@ -318,7 +316,7 @@ def _parse_table(doc: dict[str, Any], section: str, where: str) -> dict[str, Any
         if key not in table:
             if setting.default is REQUIRED:
                 raise SpecError(f"{where}: '{section}.{key}' is missing: expected {setting.kind}")
-            out[key] = copy.deepcopy(setting.default)
+            out[key] = setting.default
             continue
         value = table[key]
         if not setting.check(value):
@@ -395,12 +393,11 @@ def expand(spec: Spec) -> list[Run]:
     runs = []
     grid = [list(zip(spec.axes, combo, strict=True)) for combo in itertools.product(*spec.axes.values())]
     for combo in [[*g, *d.items()] for d in spec.draws for g in grid] if spec.draws else grid:
-        settings = copy.deepcopy(spec.settings)
+        settings = spec.settings
         parts = []
         for key, value in combo:
-            section, field = key.split(".")
-            settings[section][field] = value
-            parts.append(f"{field}-{_label(value)}")
+            settings = settings.with_value(key, value)
+            parts.append(f"{key.split('.')[1]}-{_label(value)}")
         config_id = "__".join(parts) or "base"
         for seed in spec.seeds:
             runs.append(Run(f"{config_id}__seed-{seed}", config_id, seed, settings))

@@ -78,7 +78,7 @@ def check_time(time: str, where: str) -> None:
         )
 
 
-def memory_floor(params: int, batch_size: int, hidden: list[int]) -> int:
+def memory_floor(params: int, batch_size: int, hidden: Sequence[int]) -> int:
     """Bytes a training needs at the least: float32 weights, gradients and two optimizer moments, and the
     largest layer's activations for one evaluation batch. A floor, not an estimate: a run needing more
     than the job's memory fails on every node."""
@@ -95,14 +95,14 @@ def check_memory(
     n_in, n_out = max(s[0] for s in shapes), max(s[1] for s in shapes)
     limit = settings["mem_gb"] * 2**30 / settings["trials_per_gpu"]
     for run in runs:
-        hidden, batch = run.settings["model"]["hidden"], run.settings["train"]["batch_size"]
+        hidden, batch = run.settings.model.hidden, run.settings.train.batch_size
         need = memory_floor(mlp_params(n_in, hidden, n_out), batch, hidden)
         if need > limit:
             shared = (
                 f" shared by {settings['trials_per_gpu']} processes" if settings["trials_per_gpu"] > 1 else ""
             )
             raise SweepError(
-                f"{where}: model.hidden {hidden} with train.batch_size {batch} needs at least "
+                f"{where}: model.hidden {list(hidden)} with train.batch_size {batch} needs at least "
                 f"{need / 2**30:.1f} GiB, more than slurm.mem_gb = {settings['mem_gb']}{shared}: expected "
                 f"smaller layers or more memory"
             )
@@ -110,8 +110,8 @@ def check_memory(
 
 def max_params(runs: list[Run], shapes: list[tuple[int, int]]) -> int:
     """The largest model of the sweep, in weights: what packing decides on."""
-    hidden = {tuple(r.settings["model"]["hidden"]) for r in runs}
-    return max(mlp_params(n_in, list(h), n_out) for h in hidden for n_in, n_out in shapes)
+    hidden = {r.settings.model.hidden for r in runs}
+    return max(mlp_params(n_in, h, n_out) for h in hidden for n_in, n_out in shapes)
 
 
 def _existing(sweep: layout.SweepDir, spec: Spec, runs: list[Run]) -> Manifest | None:
@@ -181,7 +181,7 @@ def _write_new(p: Prepared, sweep_file: Path) -> Manifest:
     layout.write_text(p.sweep.sweep_file, sweep_file.read_text())
     state = None
     if p.spec.search.method == "halving":
-        budget = p.spec.settings["train"]["epochs"]
+        budget = p.spec.settings.train.epochs
         state = search.start(p.spec.search.min_epochs, p.spec.search.eta, budget, [r.run_id for r in p.runs])
     for run in p.runs:
         config = run.config(p.spec.name, p.spec.backend)
@@ -230,7 +230,7 @@ def _plan(p: Prepared, backend: Backend, backend_for: Callable[[str], Backend]) 
     else:
         st = status.gather(p.sweep, backend_for)
         todo, states = select({r.run_id: r.state for r in st.runs}, "unfinished"), st.counts
-    todo = programs.program_order(todo, {r.run_id: r.settings for r in p.runs})
+    todo = programs.program_order(todo, {r.run_id: r.settings.to_dict() for r in p.runs})
     return Outcome(p.sweep, p.runs, todo, backend.group(todo, p.settings), settings=p.settings, states=states)
 
 

@@ -521,7 +521,7 @@ def test_collect_survives_a_history_without_validation_columns(tmp_path: Path) -
 
 def test_a_sweep_not_varying_the_architecture_still_shows_it(tmp_path: Path) -> None:
     spec = load_spec(EXAMPLES / "moons.toml")
-    runs = [r for r in expand(spec) if r.settings["model"]["hidden"] == [64]]
+    runs = [r for r in expand(spec) if r.settings.model.hidden == (64,)]
     sweep = layout.SweepDir(tmp_path / "moons")
     manifest.write(sweep, manifest.Manifest.new("moons", "tensorflow", runs, {}))
     for run in runs:
@@ -540,10 +540,10 @@ def digits_sweep(results: Path, unfinished: int = 23) -> layout.SweepDir:
     sweep = layout.SweepDir(results / spec.name)
     manifest.write(sweep, manifest.Manifest.new(spec.name, spec.backend, runs, spec.slurm))
     for i, run in enumerate(runs):
-        hidden = run.settings["model"]["hidden"]
+        hidden = run.settings.model.hidden
         sizes = [64, *hidden, 10]
         peak = 0.80 + 0.01 * len(hidden) + 0.02 * run.seed
-        peak += 0.05 if run.settings["train"]["learning_rate"] == 0.003 else 0.0
+        peak += 0.05 if run.settings.train.learning_rate == 0.003 else 0.0
         lines = ["epoch,categorical_accuracy,loss,val_categorical_accuracy,val_loss"]
         for epoch in range(3 if i == unfinished else 5):
             val = peak - 0.02 * (3 - epoch) ** 2

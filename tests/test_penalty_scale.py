@@ -18,7 +18,7 @@ BASE = {"name": "p", "data": {"source": "digits"}}
 
 def test_defaults_are_todays_behaviour():
     spec = parse_spec(BASE)
-    assert spec.settings["model"]["l2"] == 0.0 and spec.settings["data"]["scale"] == "standard"
+    assert spec.settings.model.l2 == 0.0 and spec.settings.data.scale == "standard"
 
 
 @pytest.mark.parametrize(
@@ -46,8 +46,8 @@ def test_both_can_be_swept_and_drawn():
         }
     )
     runs = expand(spec)
-    assert len(runs) == 8 and {r.settings["data"]["scale"] for r in runs} == {"standard", "none"}
-    assert all(1e-5 <= r.settings["model"]["l2"] <= 1e-2 for r in runs)
+    assert len(runs) == 8 and {r.settings.data.scale for r in runs} == {"standard", "none"}
+    assert all(1e-5 <= r.settings.model.l2 <= 1e-2 for r in runs)
 
 
 def test_standard_scale_uses_the_training_split_only_and_none_keeps_the_features():

@@ -47,14 +47,14 @@ def test_random_draws_every_kind_within_its_bounds():
     runs = expand(spec)
     assert len(runs) == spec.run_count == 40
     for run in runs:
-        model, train = run.settings["model"], run.settings["train"]
-        assert 1 <= len(model["hidden"]) <= 7 and all(16 <= u <= 256 for u in model["hidden"])
-        assert 1e-4 <= train["learning_rate"] <= 1e-2
-        assert 0.0 <= model["dropout"] <= 0.5
-        assert 32 <= train["batch_size"] <= 256 and isinstance(train["batch_size"], int)
-        assert model["activation"] in ("relu", "tanh")
-        assert train["epochs"] == 27  # the budget is never drawn
-    depths = {len(r.settings["model"]["hidden"]) for r in runs}
+        model, train = run.settings.model, run.settings.train
+        assert 1 <= len(model.hidden) <= 7 and all(16 <= u <= 256 for u in model.hidden)
+        assert 1e-4 <= train.learning_rate <= 1e-2
+        assert 0.0 <= model.dropout <= 0.5
+        assert 32 <= train.batch_size <= 256 and isinstance(train.batch_size, int)
+        assert model.activation in ("relu", "tanh")
+        assert train.epochs == 27  # the budget is never drawn
+    depths = {len(r.settings.model.hidden) for r in runs}
     assert len(depths) >= 5  # depth is drawn, not fixed
 
 
@@ -69,7 +69,7 @@ def test_draws_are_crossed_with_grid_axes_and_seeds():
     assert len(runs) == spec.run_count == 3 * 2 * 2
     assert len({r.config_id for r in runs}) == 6
     assert runs[0].run_id.startswith("hidden-8__learning_rate-")
-    per_rate = {r.settings["train"]["learning_rate"] for r in runs}
+    per_rate = {r.settings.train.learning_rate for r in runs}
     assert len(per_rate) == 3
 
 
@@ -101,7 +101,7 @@ def test_log_uniform_draws_stay_in_their_bounds(lo: float, ratio: float, seed: i
         {"train.learning_rate": {"log_uniform": [lo, hi]}},
     )
     (run,) = expand(parse_spec(doc))
-    assert lo <= run.settings["train"]["learning_rate"] <= hi
+    assert lo <= run.settings.train.learning_rate <= hi
 
 
 def test_a_different_seed_draws_differently():
@@ -201,7 +201,7 @@ def test_submit_of_a_bad_space_exits_2_and_writes_nothing(tmp_path: Path):
 def test_drawn_floats_read_as_their_labels():
     runs = expand(parse_spec(_doc({"method": "random", "configurations": 20}, SPACE)))
     for run in runs:
-        rate = run.settings["train"]["learning_rate"]
+        rate = run.settings.train.learning_rate
         assert f"learning_rate-{rate!r}" in run.run_id
         assert float(f"{rate:.3g}") == rate and math.isfinite(rate)
 
@@ -222,7 +222,7 @@ def test_random_search_submits_its_draws_and_packs_by_the_largest_drawn_model(tm
     assert outcome.to_submit == [r.run_id for r in spec_runs] and len(spec_runs) == 8
     sweep = layout.SweepDir(tmp_path / "r" / "quest")
     assert all(sweep.config(r.run_id).is_file() for r in spec_runs)
-    largest = max(mlp_params(64, r.settings["model"]["hidden"], 10) for r in spec_runs)
+    largest = max(mlp_params(64, r.settings.model.hidden, 10) for r in spec_runs)
     assert sweeps.max_params(spec_runs, [(64, 10)]) == largest
 
 
@@ -241,11 +241,11 @@ def test_the_mnist_quest_example_is_a_halving_search_of_4_rungs():
 
     spec = load_spec(EXAMPLES / "mnist_quest.toml")
     assert (spec.search.method, spec.run_count) == ("halving", 54)
-    assert search.rung_epochs(spec.search.min_epochs, spec.search.eta, spec.settings["train"]["epochs"]) == [
+    assert search.rung_epochs(spec.search.min_epochs, spec.search.eta, spec.settings.train.epochs) == [
         2,
         6,
         18,
         54,
     ]
-    depths = {len(r.settings["model"]["hidden"]) for r in expand(spec)}
+    depths = {len(r.settings.model.hidden) for r in expand(spec)}
     assert depths <= set(range(1, 8)) and len(depths) >= 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -86,8 +87,8 @@ def test_issue_example_gives_18_runs_with_readable_ids(tmp_path: Path) -> None:
     ]
     assert runs[-1].run_id == "hidden-128__learning_rate-0.0003__seed-2"
     assert len({r.run_id for r in runs}) == 18
-    assert runs[-1].settings["model"]["hidden"] == [128]
-    assert runs[-1].settings["train"]["learning_rate"] == 3e-4
+    assert runs[-1].settings.model.hidden == (128,)
+    assert runs[-1].settings.train.learning_rate == 3e-4
     assert spec.slurm["partition"] == "gpu"
     assert spec.slurm["array_parallelism"] == 16
 
@@ -100,7 +101,7 @@ def test_defaults_fill_everything_but_name_and_data_source(tmp_path: Path) -> No
     assert spec.name == "tiny"
     assert spec.backend == "tensorflow"
     assert spec.max_runs == 10_000
-    assert spec.settings == {
+    assert spec.settings.to_dict() == {
         "data": {"source": "moons", "test_fraction": 0.2, "validation_fraction": 0.1, "scale": "standard"},
         "model": {"hidden": [64, 32], "activation": "relu", "dropout": 0.0, "l2": 0.0},
         "train": {
@@ -135,32 +136,32 @@ def test_defaults_fill_everything_but_name_and_data_source(tmp_path: Path) -> No
     assert [r.run_id for r in expand(spec)] == ["base__seed-0"]
 
 
-def test_defaults_are_not_shared_between_specs(tmp_path: Path) -> None:
-    first = load_spec(_write(tmp_path, 'name = "a"\n[data]\nsource = "moons"\n'))
-    first.settings["model"]["hidden"].append(999)
-    second = load_spec(_write(tmp_path, 'name = "b"\n[data]\nsource = "moons"\n'))
-    assert second.settings["model"]["hidden"] == [64, 32]
+def test_settings_are_frozen_so_no_spec_or_run_changes_another(tmp_path: Path) -> None:
+    spec = load_spec(_write(tmp_path, 'name = "a"\n[data]\nsource = "moons"\n[model]\nhidden = [8, 4]\n'))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.settings.model.hidden = (999,)  # type: ignore[misc]
+    assert spec.settings.model.hidden == (8, 4)  # a tuple: not even its items can change
 
 
 def test_relative_data_path_is_resolved_against_the_sweep_files_folder(tmp_path: Path) -> None:
     folder = tmp_path / "sweeps"
     folder.mkdir()
     spec = load_spec(_write(folder, 'name = "mine"\n[data]\nsource = "data/points.npz"\n'))
-    assert spec.settings["data"]["source"] == str((folder / "data" / "points.npz").resolve())
+    assert spec.settings.data.source == str((folder / "data" / "points.npz").resolve())
 
 
 def test_absolute_data_path_and_dataset_names_are_kept(tmp_path: Path) -> None:
     absolute = str((tmp_path / "x.csv").resolve())
     spec = load_spec(_write(tmp_path, f'name = "mine"\n[data]\nsource = "{absolute}"\n'))
-    assert spec.settings["data"]["source"] == absolute
+    assert spec.settings.data.source == absolute
     spec = load_spec(_write(tmp_path, 'name = "mine"\n[data]\nsource = "digits"\n'))
-    assert spec.settings["data"]["source"] == "digits"
+    assert spec.settings.data.source == "digits"
 
 
 def test_integer_learning_rate_is_read_as_a_float(tmp_path: Path) -> None:
     spec = load_spec(_write(tmp_path, 'name = "t"\n[data]\nsource = "moons"\n[train]\nlearning_rate = 1\n'))
-    assert spec.settings["train"]["learning_rate"] == 1.0
-    assert isinstance(spec.settings["train"]["learning_rate"], float)
+    assert spec.settings.train.learning_rate == 1.0
+    assert isinstance(spec.settings.train.learning_rate, float)
 
 
 def test_missing_sweep_file_is_a_one_line_spec_error(tmp_path: Path) -> None:
@@ -434,7 +435,7 @@ def test_swept_relative_data_paths_are_resolved(tmp_path: Path) -> None:
         tmp_path, 'name = "t"\n[data]\nsource = "a.npz"\n[sweep]\n"data.source" = ["a.npz", "b.npz"]\n'
     )
     runs = expand(load_spec(path))
-    assert [r.settings["data"]["source"] for r in runs] == [
+    assert [r.settings.data.source for r in runs] == [
         str((tmp_path / "a.npz").resolve()),
         str((tmp_path / "b.npz").resolve()),
     ]
@@ -480,7 +481,8 @@ def _spec(sweep: dict[str, list[object]]) -> Spec:
 
 def _axis_values(run: Run, sweep: dict[str, list[object]]) -> tuple[str, ...]:
     """The run's value on each swept key (as JSON, so lists compare), in the sweep's key order."""
-    return tuple(json.dumps(run.settings[k.split(".")[0]][k.split(".")[1]]) for k in sweep if k != "seeds")
+    tables = run.settings.to_dict()
+    return tuple(json.dumps(tables[k.split(".")[0]][k.split(".")[1]]) for k in sweep if k != "seeds")
 
 
 @settings(max_examples=60, deadline=None)
@@ -508,7 +510,7 @@ def test_expand_makes_every_combination_once_per_seed(sweep: dict[str, list[obje
             "jax",
             "prop",
         )
-        assert config["model"] == run.settings["model"]
+        assert config["model"] == run.settings.model.to_dict()
 
 
 @settings(max_examples=60, deadline=None)

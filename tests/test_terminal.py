@@ -40,7 +40,7 @@ def tmux() -> str:
 def finished_sweep(root: Path, toml: str, failed: int | None = None) -> layout.SweepDir:
     """A sweep as the fake executor leaves it: every run trained (made-up numbers), run `failed` failed."""
     sweep, runs = submitted_sweep(root, toml)
-    epochs = runs[0].settings["train"]["epochs"]
+    epochs = runs[0].settings.train.epochs
     for i, run in enumerate(runs):
         acc = [0.5 + 0.4 * (e + 1) / epochs - 0.01 * (i % 5) for e in range(epochs)]
         lines = ["epoch,categorical_accuracy,loss,val_categorical_accuracy,val_loss"]
