@@ -22,6 +22,7 @@ from . import slurm
 from .layout import SweepDir
 from .locks import process_start
 from .scheduler import Backend, BackendError, States
+from .settings import SlurmSettings
 from .slurm import JobRow
 from .vocab import ACTIVE, UNREACHABLE, RunState, Submission, lanes
 from .worker import SHARED_GPU_ENV, Task
@@ -29,8 +30,8 @@ from .worker import SHARED_GPU_ENV, Task
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill real trainings
 
 
-def _task(sweep: SweepDir, run_ids: list[str], settings: dict[str, Any]) -> Task:
-    return Task(str(sweep.root.resolve()), tuple(run_ids), settings["trials_per_gpu"])
+def _task(sweep: SweepDir, run_ids: list[str], settings: SlurmSettings) -> Task:
+    return Task(str(sweep.root.resolve()), tuple(run_ids), settings.parallel)
 
 
 def _run(cmd: list[str], timeout: float = 60) -> str:
@@ -62,7 +63,7 @@ class SlurmBackend:
         except BackendError as exc:
             raise BackendError(f"Slurm is not reachable: {exc}") from None
 
-    def group(self, run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]:
+    def group(self, run_ids: Sequence[str], settings: SlurmSettings) -> list[list[str]]:
         return slurm.group(run_ids, settings)
 
     def _arrays(self, tasks: list[list[str]]) -> list[list[list[str]]]:
@@ -71,12 +72,12 @@ class SlurmBackend:
             self.check()
         return list(slurm.chunks(tasks, slurm.max_array_size(self._config)))
 
-    def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[str]:
+    def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[str]:
         params = slurm.executor_parameters(settings, f"hpcjobs-{sweep.name}")
         folder = str(sweep.submitit_dir.resolve())
         return [slurm.sbatch_script(folder, params, len(chunk), self.python) for chunk in self._arrays(tasks)]
 
-    def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[Submission]:
+    def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[Submission]:
         import submitit
 
         executor = submitit.SlurmExecutor(folder=sweep.submitit_dir, python=self.python)
@@ -90,7 +91,7 @@ class SlurmBackend:
             except Exception as exc:  # submitit raises several kinds; the user needs the sbatch message
                 lines = str(exc).strip().splitlines() or [type(exc).__name__]
                 raise BackendError(f"sbatch refused the sweep: {lines[-1]}") from None
-            subs.append(Submission("slurm", jobs[0].job_id.split("_")[0], chunk, settings["trials_per_gpu"]))
+            subs.append(Submission("slurm", jobs[0].job_id.split("_")[0], chunk, settings.parallel))
         return subs
 
     def states(self, subs: Sequence[Submission]) -> tuple[States, str]:
@@ -121,7 +122,7 @@ class SlurmBackend:
         if subs:
             _run(["scancel", *[s.job_id for s in subs]])
 
-    def follow_up(self, sweep: SweepDir, after: Sequence[str], settings: dict[str, Any]) -> str:
+    def follow_up(self, sweep: SweepDir, after: Sequence[str], settings: SlurmSettings) -> str:
         root = str(sweep.root.resolve())
         argv = slurm.promote_argv(root, settings, after, self.python, str(sweep.promote_log.resolve()))
         return slurm.parse_sbatch_parsable(_run(argv))
@@ -213,11 +214,11 @@ class LocalBackend:
     def check(self) -> None:
         """Nothing to reach."""
 
-    def group(self, run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]:
+    def group(self, run_ids: Sequence[str], settings: SlurmSettings) -> list[list[str]]:
         """A lane per worker process: each trains its share in turn (the import is paid once)."""
         return lanes(run_ids, self.workers[0])
 
-    def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[Submission]:
+    def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[Submission]:
         import submitit
 
         _, gpus = self.workers
@@ -234,7 +235,7 @@ class LocalBackend:
             )
         return subs
 
-    def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[str]:
+    def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[str]:
         return []
 
     def states(self, subs: Sequence[Submission]) -> tuple[States, str]:
@@ -247,7 +248,7 @@ class LocalBackend:
             if _ours(sub):
                 os.kill(int(sub.job_id), signal.SIGINT)
 
-    def follow_up(self, sweep: SweepDir, after: Sequence[str], settings: dict[str, Any]) -> None:
+    def follow_up(self, sweep: SweepDir, after: Sequence[str], settings: SlurmSettings) -> None:
         """Local workers cannot hold a job back: `submit --wait` or `hpcjobs promote` drives the search."""
 
 
@@ -271,19 +272,19 @@ class FakeBackend:
         if self.down:
             raise BackendError("Slurm is not reachable: fake controller is down")
 
-    def group(self, run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]:
+    def group(self, run_ids: Sequence[str], settings: SlurmSettings) -> list[list[str]]:
         return slurm.group(run_ids, settings)
 
-    def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[Submission]:
+    def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[Submission]:
         self.check()
-        sub = Submission("fake", str(1000 + len(self.submitted)), tasks, settings["trials_per_gpu"])
+        sub = Submission("fake", str(1000 + len(self.submitted)), tasks, settings.parallel)
         self.submitted.append(sub)
         if self.run:
             for ids in tasks:
                 _task(sweep, ids, settings)()
         return [sub]
 
-    def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[str]:
+    def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[str]:
         return [f"# fake array of {len(tasks)} tasks"]
 
     def states(self, subs: Sequence[Submission]) -> tuple[States, str]:
@@ -296,7 +297,7 @@ class FakeBackend:
     def cancel(self, subs: Sequence[Submission]) -> None:
         self.cancelled.extend(s.job_id for s in subs)
 
-    def follow_up(self, sweep: SweepDir, after: Sequence[str], settings: dict[str, Any]) -> str:
+    def follow_up(self, sweep: SweepDir, after: Sequence[str], settings: SlurmSettings) -> str:
         self.followed.append(list(after))
         return f"promote-{len(self.followed)}"
 

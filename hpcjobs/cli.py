@@ -122,7 +122,7 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
     backend = backends.auto(executor)
     outcome = sweeps.submit(sweep_file, results, backend, backends.for_executor, dry_run=dry_run)
     name, todo = outcome.sweep.name, outcome.to_submit
-    plan = render.packing_plan(outcome.tasks, outcome.settings, backend.name)
+    plan = render.packing_plan(outcome.tasks, outcome.settings.parallel, backend.name)
     why = ", ".join(f"{state} {n}" for state, n in outcome.states.items())
     if dry_run:
         for script in outcome.scripts:

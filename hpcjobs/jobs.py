@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any
 
 from . import layout, manifest, search
 from .manifest import Manifest
 from .scheduler import Backend, BackendError
+from .settings import SlurmSettings
 from .vocab import InputError, Submission
 
 
@@ -49,7 +49,7 @@ def record(sweep: layout.SweepDir, man: Manifest, backend: Backend, subs: list[S
 
 
 def follow_search(
-    sweep: layout.SweepDir, backend: Backend, subs: list[Submission], settings: dict[str, Any]
+    sweep: layout.SweepDir, backend: Backend, subs: list[Submission], settings: SlurmSettings
 ) -> str:
     """A halving search's arrays join its current rung, and a dependent job promotes it when they end.
     A follow-up the scheduler refuses is a warning, not an error: the arrays are submitted and recorded."""

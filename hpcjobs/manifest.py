@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import layout
-from .settings import Run
+from .settings import Run, SlurmSettings
 from .vocab import Submission
 
 VERSION = 1
@@ -21,11 +21,13 @@ class Manifest:
     name: str
     backend: str
     runs: list[dict[str, Any]]  # run_id, config_id, seed, settings
-    slurm: dict[str, Any]  # the [slurm] table, so resubmit needs nothing but this folder
+    # The [slurm] table with packing resolved (slurm.packing), as submit used it: resubmit and promote
+    # submit alike with nothing but this folder.
+    slurm: SlurmSettings
     submissions: list[Submission] = field(default_factory=list)
 
     @classmethod
-    def new(cls, name: str, backend: str, runs: list[Run], slurm: dict[str, Any]) -> Manifest:
+    def new(cls, name: str, backend: str, runs: list[Run], slurm: SlurmSettings) -> Manifest:
         rows = [
             {"run_id": r.run_id, "config_id": r.config_id, "seed": r.seed, "settings": r.settings.to_dict()}
             for r in runs
@@ -50,7 +52,7 @@ class Manifest:
             "version": VERSION,
             "name": self.name,
             "backend": self.backend,
-            "slurm": self.slurm,
+            "slurm": self.slurm.to_dict(),
             "runs": self.runs,
             "submissions": [asdict(s) for s in self.submissions],
         }
@@ -58,7 +60,7 @@ class Manifest:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         subs = [Submission(**s) for s in data.get("submissions", [])]
-        return cls(data["name"], data["backend"], data["runs"], data["slurm"], subs)
+        return cls(data["name"], data["backend"], data["runs"], SlurmSettings.from_dict(data["slurm"]), subs)
 
 
 def read(sweep: layout.SweepDir) -> Manifest:

@@ -54,15 +54,15 @@ def plural(n: int, noun: str, nouns: str = "") -> str:
     return f"{n} {noun if n == 1 else nouns or noun + 's'}"
 
 
-def packing_plan(tasks: list[list[str]], settings: dict[str, Any], executor: str) -> str:
+def packing_plan(tasks: list[list[str]], parallel: int, executor: str) -> str:
     """'24 runs as 6 array tasks × 2 processes × 2 runs': how submit packed the runs. A Slurm task starts
-    trials_per_gpu processes, each training its runs in turn; a local task is one process."""
+    `parallel` processes (trials_per_gpu), each training its runs in turn; a local task is one process."""
     runs = sum(map(len, tasks))
     kind = "array task" if executor == "slurm" else f"{executor} task"
     text = f"{plural(runs, 'run')} as {plural(len(tasks), kind)}"
     if not tasks:
         return text
-    processes = 1 if executor == "local" else min(settings.get("trials_per_gpu", 1), len(tasks[0]))
+    processes = 1 if executor == "local" else min(parallel, len(tasks[0]))
     per_process = -(-len(tasks[0]) // processes)
     if processes > 1:
         text += f" × {plural(processes, 'process', 'processes')}"

@@ -8,9 +8,10 @@ use a backend import this contract, not them, and so neither submitit nor the wo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from .layout import SweepDir
+from .settings import SlurmSettings
 from .slurm import JobRow
 from .vocab import Submission
 
@@ -27,19 +28,19 @@ class Backend(Protocol):
 
     def check(self) -> None: ...
 
-    def group(self, run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]: ...
+    def group(self, run_ids: Sequence[str], settings: SlurmSettings) -> list[list[str]]: ...
 
     def submit(
-        self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]
+        self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings
     ) -> list[Submission]: ...
 
     def states(self, subs: Sequence[Submission]) -> tuple[States, str]: ...
 
-    def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[str]: ...
+    def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[str]: ...
 
     def cancel(self, subs: Sequence[Submission]) -> None: ...
 
-    def follow_up(self, sweep: SweepDir, after: Sequence[str], settings: dict[str, Any]) -> str | None:
+    def follow_up(self, sweep: SweepDir, after: Sequence[str], settings: SlurmSettings) -> str | None:
         """Submit `hpcjobs promote` to run once the jobs `after` have ended; its job id, or None where
         this scheduler cannot hold a job back (the caller then drives the search itself)."""
         ...

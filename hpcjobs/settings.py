@@ -86,6 +86,22 @@ class SlurmSettings(Table):
     constraint: str = ""
     additional: tuple[str, ...] = ()
 
+    @property
+    def parallel(self) -> int:
+        """Processes per task sharing its GPU: trials_per_gpu, once slurm.packing has resolved "auto"."""
+        return _resolved(self.trials_per_gpu, "trials_per_gpu")
+
+    @property
+    def task_size(self) -> int:
+        """Runs per array task: trials_per_gpu × runs_per_task, once slurm.packing has resolved them."""
+        return self.parallel * _resolved(self.runs_per_task, "runs_per_task")
+
+
+def _resolved(value: int | str, name: str) -> int:
+    if isinstance(value, str):
+        raise ValueError(f'Expected slurm.{name} resolved by slurm.packing. Received: "{value}"')
+    return value
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
+
+from .settings import SlurmSettings
 
 T = TypeVar("T")
 
@@ -56,31 +58,31 @@ def time_to_minutes(text: str) -> int:
     return -(-total_s // 60)
 
 
-def executor_parameters(slurm: dict[str, Any], job_name: str) -> dict[str, Any]:
+def executor_parameters(slurm: SlurmSettings, job_name: str) -> dict[str, Any]:
     """submitit SlurmExecutor.update_parameters keywords for the sweep file's [slurm] table."""
     params: dict[str, Any] = {
         "job_name": job_name,
-        "time": time_to_minutes(slurm["time"]),
-        "cpus_per_task": slurm["cpus_per_task"],
-        "mem": f"{int(slurm['mem_gb'] * 1024)}M",
+        "time": time_to_minutes(slurm.time),
+        "cpus_per_task": slurm.cpus_per_task,
+        "mem": f"{int(slurm.mem_gb * 1024)}M",
         "ntasks_per_node": 1,
-        "array_parallelism": slurm["array_parallelism"],
+        "array_parallelism": slurm.array_parallelism,
         # USR2 ahead of the time limit lets a run checkpoint and requeue instead of dying mid-epoch.
         "signal_delay_s": SIGNAL_DELAY_S,
     }
     additional: dict[str, Any] = {}
-    gpus = slurm["gpus_per_task"]
+    gpus = slurm.gpus_per_task
     if gpus:
-        if slurm["gpu_request"] == "gpus-per-node":
+        if slurm.gpu_request == "gpus-per-node":
             params["gpus_per_node"] = gpus
-        elif slurm["gpu_request"] == "gres":
+        elif slurm.gpu_request == "gres":
             params["gres"] = f"gpu:{gpus}"
         else:
             additional["gpus"] = gpus
     for key in ("partition", "account", "qos", "constraint"):
-        if slurm[key]:
-            params[key] = slurm[key]
-    for option in slurm["additional"]:
+        if getattr(slurm, key):
+            params[key] = getattr(slurm, key)
+    for option in slurm.additional:
         name, _, value = option.lstrip("-").partition("=")
         additional[name.replace("-", "_")] = value if value else True
     if additional:
@@ -95,7 +97,7 @@ def trials_per_gpu(params: int) -> int:
     return 4 if params < 1_000_000 else 2 if params < 10_000_000 else 1
 
 
-def packing(settings: dict[str, Any], params: int, n_runs: int) -> dict[str, Any]:
+def packing(settings: SlurmSettings, params: int, n_runs: int) -> SlurmSettings:
     """[slurm] with trials_per_gpu / runs_per_task resolved from "auto", to finish `n_runs` runs soonest.
 
     While the runs fit the array's parallel slots (array_parallelism tasks at once) each gets a task of its
@@ -104,19 +106,19 @@ def packing(settings: dict[str, Any], params: int, n_runs: int) -> dict[str, Any
     the slots; a process compiles each program once (models.CompiledModels), so later runs cost little more
     than their training. Without GPUs, Slurm packs tasks onto cores: one process per task.
     """
-    slots = settings["array_parallelism"]
-    trials, runs = settings.get("trials_per_gpu", "auto"), settings.get("runs_per_task", "auto")
-    if trials == "auto":
-        packed = settings["gpus_per_task"] > 0 and n_runs > slots
-        trials = min(trials_per_gpu(params), settings["cpus_per_task"], -(-n_runs // slots)) if packed else 1
-    if runs == "auto":
+    slots = settings.array_parallelism
+    trials, runs = settings.trials_per_gpu, settings.runs_per_task
+    if isinstance(trials, str):  # "auto"
+        packed = settings.gpus_per_task > 0 and n_runs > slots
+        trials = min(trials_per_gpu(params), settings.cpus_per_task, -(-n_runs // slots)) if packed else 1
+    if isinstance(runs, str):
         runs = max(1, -(-n_runs // (slots * trials)))
-    return {**settings, "trials_per_gpu": trials, "runs_per_task": runs}
+    return replace(settings, trials_per_gpu=trials, runs_per_task=runs)
 
 
-def group(run_ids: Sequence[str], settings: dict[str, Any]) -> list[list[str]]:
+def group(run_ids: Sequence[str], settings: SlurmSettings) -> list[list[str]]:
     """Runs per array task: trials_per_gpu × runs_per_task of them (settings resolved by `packing`)."""
-    return list(chunks(run_ids, settings["trials_per_gpu"] * settings["runs_per_task"]))
+    return list(chunks(run_ids, settings.task_size))
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
@@ -204,7 +206,7 @@ def sbatch_script(
     )
 
 
-def export_script(sweep_root: str, settings: dict[str, Any], job_name: str, n_runs: int, python: str) -> str:
+def export_script(sweep_root: str, settings: SlurmSettings, job_name: str, n_runs: int, python: str) -> str:
     """A plain array script, no pickles: task i trains the sweep's run number i through `hpcjobs run`.
 
     Requeues on a time limit like the submitit path: `srun` makes the run a job step, which is what
@@ -231,7 +233,7 @@ PROMOTE_RESOURCES = ("--time=00:10:00", "--cpus-per-task=1", "--mem=2G")
 
 
 def promote_argv(
-    sweep_root: str, settings: dict[str, Any], after: Sequence[str], python: str, log: str
+    sweep_root: str, settings: SlurmSettings, after: Sequence[str], python: str, log: str
 ) -> list[str]:
     """sbatch arguments of the small job that runs `hpcjobs promote` once the arrays `after` have ended,
     however they ended (afterany): promote itself tells a finished rung from a broken one."""
@@ -243,7 +245,11 @@ def promote_argv(
         *PROMOTE_RESOURCES,
         f"--output={log}",
     ]
-    argv += [f"--{key}={settings[key]}" for key in ("partition", "account", "qos") if settings.get(key)]
+    argv += [
+        f"--{key}={getattr(settings, key)}"
+        for key in ("partition", "account", "qos")
+        if getattr(settings, key)
+    ]
     return [*argv, "--wrap", f"exec {shlex.quote(python)} -m hpcjobs promote {shlex.quote(sweep_root)}"]
 
 

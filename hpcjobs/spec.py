@@ -179,7 +179,7 @@ class Spec:
     name: str
     backend: str
     settings: Settings  # data/model/train with defaults filled in
-    slurm: dict[str, Any]
+    slurm: SlurmSettings
     axes: dict[str, list[Any]]  # dotted key -> choices, in file order
     seeds: list[int]
     max_runs: int
@@ -239,7 +239,7 @@ def parse_spec(doc: dict[str, Any], where: str = "sweep file", base: Path | None
         raise _fail(where, "max_runs", max_runs, "an integer ≥ 1")
 
     tables = {section: _parse_table(doc, section, where) for section in SCHEMA}
-    slurm = SlurmSettings.from_dict(tables.pop("slurm")).to_dict()
+    slurm = SlurmSettings.from_dict(tables.pop("slurm"))
     axes, seeds = _parse_sweep(doc.get("sweep", {}), where)
     if base is not None:
         tables["data"]["source"] = _resolve(tables["data"]["source"], base)

@@ -10,7 +10,6 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import layout, locks, manifest, programs, search, slurm, status
 from .jobs import SweepError, check_private, follow_search, record
@@ -18,7 +17,7 @@ from .manifest import Manifest
 from .plan import mlp_params
 from .results import recorded_status
 from .scheduler import Backend
-from .settings import Run
+from .settings import Run, SlurmSettings
 from .spec import DATASETS, Spec, data_sources, expand, load_spec
 from .vocab import ACTIVE, FINISHED, RETRYABLE, RunState, Submission
 
@@ -28,10 +27,10 @@ class Outcome:
     sweep: layout.SweepDir
     runs: list[Run]
     to_submit: list[str]
-    tasks: list[list[str]] = field(default_factory=list)
+    tasks: list[list[str]]
+    settings: SlurmSettings  # [slurm] with packing resolved
     submissions: list[Submission] = field(default_factory=list)
     scripts: list[str] = field(default_factory=list)  # sbatch text, for --dry-run on Slurm
-    settings: dict[str, Any] = field(default_factory=dict)  # [slurm] with packing resolved
     states: dict[str, int] = field(default_factory=dict)  # run counts by state, of a sweep submitted before
     warning: str = ""  # submitted, but something after it failed (a search's dependent promote job)
 
@@ -87,23 +86,19 @@ def memory_floor(params: int, batch_size: int, hidden: Sequence[int]) -> int:
     return 16 * params + 4 * max(batch_size, EVAL_BATCH_SIZE) * max(hidden, default=0)
 
 
-def check_memory(
-    runs: list[Run], shapes: list[tuple[int, int]], settings: dict[str, Any], where: str
-) -> None:
+def check_memory(runs: list[Run], shapes: list[tuple[int, int]], settings: SlurmSettings, where: str) -> None:
     """Refuse a sweep whose largest training cannot fit in slurm.mem_gb (shared by trials_per_gpu
     processes), naming the figure, instead of letting every node fail on it."""
     n_in, n_out = max(s[0] for s in shapes), max(s[1] for s in shapes)
-    limit = settings["mem_gb"] * 2**30 / settings["trials_per_gpu"]
+    limit = settings.mem_gb * 2**30 / settings.parallel
     for run in runs:
         hidden, batch = run.settings.model.hidden, run.settings.train.batch_size
         need = memory_floor(mlp_params(n_in, hidden, n_out), batch, hidden)
         if need > limit:
-            shared = (
-                f" shared by {settings['trials_per_gpu']} processes" if settings["trials_per_gpu"] > 1 else ""
-            )
+            shared = f" shared by {settings.parallel} processes" if settings.parallel > 1 else ""
             raise SweepError(
                 f"{where}: model.hidden {list(hidden)} with train.batch_size {batch} needs at least "
-                f"{need / 2**30:.1f} GiB, more than slurm.mem_gb = {settings['mem_gb']}{shared}: expected "
+                f"{need / 2**30:.1f} GiB, more than slurm.mem_gb = {settings.mem_gb}{shared}: expected "
                 f"smaller layers or more memory"
             )
 
@@ -157,7 +152,7 @@ class Prepared:
     spec: Spec
     runs: list[Run]
     sweep: layout.SweepDir
-    settings: dict[str, Any]  # [slurm] with packing resolved
+    settings: SlurmSettings  # [slurm] with packing resolved
     old: Manifest | None = None  # the manifest when this sweep was submitted before (read under its lock)
 
 
@@ -167,7 +162,7 @@ def _prepare(sweep_file: Path, results: str | Path | None) -> Prepared:
     runs = expand(spec)
     shapes = check_data(spec, str(sweep_file))
     settings = slurm.packing(spec.slurm, max_params(runs, shapes), len(runs))
-    check_time(spec.slurm["time"], str(sweep_file))
+    check_time(spec.slurm.time, str(sweep_file))
     check_memory(runs, shapes, settings, str(sweep_file))
     root = layout.results_root(results)
     if root.exists() and not root.is_dir():
@@ -231,7 +226,7 @@ def _plan(p: Prepared, backend: Backend, backend_for: Callable[[str], Backend]) 
         st = status.gather(p.sweep, backend_for)
         todo, states = select({r.run_id: r.state for r in st.runs}, "unfinished"), st.counts
     todo = programs.program_order(todo, {r.run_id: r.settings.to_dict() for r in p.runs})
-    return Outcome(p.sweep, p.runs, todo, backend.group(todo, p.settings), settings=p.settings, states=states)
+    return Outcome(p.sweep, p.runs, todo, backend.group(todo, p.settings), p.settings, states=states)
 
 
 def _submit_andrecord(p: Prepared, sweep_file: Path, outcome: Outcome, backend: Backend) -> None:
@@ -279,7 +274,7 @@ def resubmit(
         backend = backend_for(executor or last)
         backend.check()
         todo = programs.program_order(select(states, mode), {r["run_id"]: r["settings"] for r in man.runs})
-        outcome = Outcome(sweep, [], todo, backend.group(todo, man.slurm))
+        outcome = Outcome(sweep, [], todo, backend.group(todo, man.slurm), man.slurm)
         if todo:
             outcome.submissions = backend.submit(sweep, outcome.tasks, man.slurm)
             record(sweep, man, backend, outcome.submissions)

@@ -11,10 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hpcjobs.settings import SlurmSettings
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REGEN = "HPCJOBS_REGEN_GOLDEN"
+# A [slurm] table as submit records it, packing resolved: a task per run.
+PACKED = SlurmSettings(trials_per_gpu=1, runs_per_task=1)
 
 
 def assert_golden(text: str, name: str) -> None:

@@ -158,30 +158,30 @@ def test_watch_returns_once_every_run_has_ended(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("sizes", "settings", "executor", "plan"),
+    ("sizes", "parallel", "executor", "plan"),
     [
         (
             [4] * 6,
-            {"trials_per_gpu": 2, "runs_per_task": 2},
+            2,
             "slurm",
             "24 runs as 6 array tasks × 2 processes × 2 runs",
         ),
-        ([1], {"trials_per_gpu": 8, "runs_per_task": 4}, "slurm", "1 run as 1 array task"),
+        ([1], 8, "slurm", "1 run as 1 array task"),
         (
             [8, 8, 3],
-            {"trials_per_gpu": 8, "runs_per_task": 1},
+            8,
             "slurm",
             "19 runs as 3 array tasks × 8 processes (the last task 3 runs)",
         ),
-        ([3, 3], {"trials_per_gpu": 8, "runs_per_task": 4}, "local", "6 runs as 2 local tasks × 3 runs"),
-        ([], {"trials_per_gpu": 1, "runs_per_task": 1}, "slurm", "0 runs as 0 array tasks"),
+        ([3, 3], 8, "local", "6 runs as 2 local tasks × 3 runs"),
+        ([], 1, "slurm", "0 runs as 0 array tasks"),
     ],
 )
-def test_packing_plan_says_how_runs_were_packed(sizes, settings, executor, plan) -> None:
+def test_packing_plan_says_how_runs_were_packed(sizes, parallel, executor, plan) -> None:
     from hpcjobs import render
 
     tasks = [[f"r{i}-{j}" for j in range(n)] for i, n in enumerate(sizes)]
-    assert render.packing_plan(tasks, settings, executor) == plan
+    assert render.packing_plan(tasks, parallel, executor) == plan
 
 
 def test_a_dry_run_with_nothing_to_submit_says_why(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from hpcjobs.collect import Collection, Query, QueryError
 from hpcjobs.spec import expand, load_spec
 from hpcjobs.vocab import Submission
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, PACKED
 
 NAN = float("nan")
 needs_pyarrow = pytest.mark.skipif(
@@ -474,7 +474,7 @@ def test_collect_reports_a_corrupt_history_and_summarises_the_rest(tmp_path: Pat
     ids = [r.run_id for r in runs]
     sweep = layout.SweepDir(tmp_path / "moons")
     layout.make_private_dir(sweep.root)
-    man = manifest.Manifest.new("moons", "tensorflow", runs, {})
+    man = manifest.Manifest.new("moons", "tensorflow", runs, PACKED)
     man.submissions.append(Submission("fake", "1000", [[i] for i in ids]))
     manifest.write(sweep, man)
     for run_id, best in zip(ids, [0.8, 0.9, 0.7, 0.75, 0.6, 0.65], strict=True):
@@ -507,7 +507,7 @@ def test_collect_reports_a_corrupt_history_and_summarises_the_rest(tmp_path: Pat
 def test_collect_survives_a_history_without_validation_columns(tmp_path: Path) -> None:
     runs = expand(load_spec(EXAMPLES / "moons.toml"))[:2]
     sweep = layout.SweepDir(tmp_path / "moons")
-    manifest.write(sweep, manifest.Manifest.new("moons", "tensorflow", runs, {}))
+    manifest.write(sweep, manifest.Manifest.new("moons", "tensorflow", runs, PACKED))
     layout.write_text(sweep.history(runs[0].run_id), HISTORY.format(best=0.8))
     layout.write_text(
         sweep.history(runs[1].run_id), "epoch,loss,categorical_accuracy\n0,0.9,0.6\n1,0.5,0.7\n"
@@ -523,7 +523,7 @@ def test_a_sweep_not_varying_the_architecture_still_shows_it(tmp_path: Path) -> 
     spec = load_spec(EXAMPLES / "moons.toml")
     runs = [r for r in expand(spec) if r.settings.model.hidden == (64,)]
     sweep = layout.SweepDir(tmp_path / "moons")
-    manifest.write(sweep, manifest.Manifest.new("moons", "tensorflow", runs, {}))
+    manifest.write(sweep, manifest.Manifest.new("moons", "tensorflow", runs, PACKED))
     for run in runs:
         layout.write_text(sweep.history(run.run_id), HISTORY.format(best=0.8))
     got = collect.collect(sweep)

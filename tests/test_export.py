@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_usr2_in_a_task_run_by_hand_requeues_it_and_exits(monkeypatch: pytest.Mo
 
 
 def test_sbatch_options_from_the_sweep_file_are_quoted() -> None:
-    settings = {**load_spec(EXAMPLES / "moons.toml").slurm, "additional": ["--comment=a;b $(touch pwned)"]}
+    settings = replace(load_spec(EXAMPLES / "moons.toml").slurm, additional=("--comment=a;b $(touch pwned)",))
     script = slurm.export_script("/r/moons", settings, "hpcjobs-moons", 6, "python3")
     assert "#SBATCH --comment='a;b $(touch pwned)'" in script.splitlines()
 

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from hpcjobs import backends, layout, locks, manifest, status, worker
 from hpcjobs import sweep as sweeps
 from hpcjobs.cli import cli
+from hpcjobs.settings import SlurmSettings
 from hpcjobs.slurm import JobRow
 from hpcjobs.vocab import Submission
 
@@ -27,7 +28,7 @@ SWEEP = 'name = "race"\n[data]\nsource = "moons"\n[train]\nepochs = 2\n[sweep]\n
 class SlowFake(backends.FakeBackend):
     """A scheduler that takes a while to accept a submission: the window two commands race in."""
 
-    def submit(self, sweep: layout.SweepDir, tasks: list[list[str]], settings: dict[str, Any]) -> list[Any]:
+    def submit(self, sweep: layout.SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[Any]:
         time.sleep(0.5)
         return super().submit(sweep, tasks, settings)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -11,9 +12,15 @@ from hypothesis import strategies as st
 from hpcjobs import slurm, sweep
 from hpcjobs.backends import FakeBackend, LocalBackend, local_workers, visible_gpus
 from hpcjobs.plan import mlp_params
+from hpcjobs.settings import SlurmSettings
 from hpcjobs.vocab import lanes
 
 GPU = {"gpus_per_task": 1, "trials_per_gpu": "auto", "runs_per_task": "auto"}
+
+
+def pack(table: dict[str, Any], params: int, n_runs: int) -> SlurmSettings:
+    """slurm.packing of a [slurm] table given as the sweep file gives it, defaults for the rest."""
+    return slurm.packing(SlurmSettings.from_dict(table), params, n_runs)
 
 
 @pytest.mark.parametrize(
@@ -36,8 +43,8 @@ LESSON_MLP = 235_146
 
 @pytest.mark.parametrize("n_runs", [1, 6, 16])
 def test_runs_that_fit_the_parallel_slots_get_a_task_each(n_runs: int) -> None:
-    got = slurm.packing(GPU, LESSON_MLP, n_runs)
-    assert (got["trials_per_gpu"], got["runs_per_task"]) == (1, 1)
+    got = pack(GPU, LESSON_MLP, n_runs)
+    assert (got.trials_per_gpu, got.runs_per_task) == (1, 1)
 
 
 @pytest.mark.parametrize(
@@ -52,31 +59,31 @@ def test_runs_that_fit_the_parallel_slots_get_a_task_each(n_runs: int) -> None:
 def test_beyond_the_slots_processes_share_a_gpu_and_train_runs_in_turn(
     n_runs: int, trials: int, runs: int
 ) -> None:
-    got = slurm.packing(GPU, LESSON_MLP, n_runs)
-    assert (got["trials_per_gpu"], got["runs_per_task"]) == (trials, runs)
+    got = pack(GPU, LESSON_MLP, n_runs)
+    assert (got.trials_per_gpu, got.runs_per_task) == (trials, runs)
     tasks = -(-n_runs // (trials * runs))
     assert tasks <= GPU["array_parallelism"]
 
 
 @pytest.mark.parametrize(("params", "trials"), [(41, 4), (LESSON_MLP, 4), (5_000_000, 2), (50_000_000, 1)])
 def test_fewer_trainings_share_a_gpu_as_models_grow(params: int, trials: int) -> None:
-    assert slurm.packing(GPU, params, 10_000)["trials_per_gpu"] == trials
+    assert pack(GPU, params, 10_000).trials_per_gpu == trials
 
 
 def test_never_more_processes_than_cores() -> None:
-    got = slurm.packing({**GPU, "cpus_per_task": 2}, LESSON_MLP, 1000)
-    assert (got["trials_per_gpu"], got["runs_per_task"]) == (2, 32)
+    got = pack({**GPU, "cpus_per_task": 2}, LESSON_MLP, 1000)
+    assert (got.trials_per_gpu, got.runs_per_task) == (2, 32)
 
 
 def test_without_a_gpu_every_process_gets_its_own_task() -> None:
-    got = slurm.packing({**GPU, "gpus_per_task": 0}, 41, 40)
-    assert (got["trials_per_gpu"], got["runs_per_task"]) == (1, 3)
+    got = pack({**GPU, "gpus_per_task": 0}, 41, 40)
+    assert (got.trials_per_gpu, got.runs_per_task) == (1, 3)
 
 
 def test_explicit_values_are_kept() -> None:
-    got = slurm.packing({**GPU, "trials_per_gpu": 3, "runs_per_task": 1}, 41, 1000)
-    assert (got["trials_per_gpu"], got["runs_per_task"]) == (3, 1)
-    assert slurm.packing({**GPU, "runs_per_task": 5}, 41, 1000)["trials_per_gpu"] == 4
+    got = pack({**GPU, "trials_per_gpu": 3, "runs_per_task": 1}, 41, 1000)
+    assert (got.trials_per_gpu, got.runs_per_task) == (3, 1)
+    assert pack({**GPU, "runs_per_task": 5}, 41, 1000).trials_per_gpu == 4
 
 
 @given(
@@ -90,8 +97,8 @@ def test_auto_tasks_fit_the_slots_and_processes_the_cores(
     n_runs: int, slots: int, cpus: int, gpus: int, params: int
 ) -> None:
     settings = {**GPU, "array_parallelism": slots, "cpus_per_task": cpus, "gpus_per_task": gpus}
-    got = slurm.packing(settings, params, n_runs)
-    trials, runs = got["trials_per_gpu"], got["runs_per_task"]
+    got = pack(settings, params, n_runs)
+    trials, runs = got.trials_per_gpu, got.runs_per_task
     assert 1 <= trials <= max(1, cpus) and runs >= 1
     assert len(slurm.group([str(i) for i in range(n_runs)], got)) <= slots
     # No more runs per process than needed: one fewer would not fit the slots.
@@ -100,7 +107,7 @@ def test_auto_tasks_fit_the_slots_and_processes_the_cores(
 
 def test_tasks_hold_trials_times_runs_runs() -> None:
     ids = [f"r{i}" for i in range(10)]
-    settings = {"trials_per_gpu": 2, "runs_per_task": 2}
+    settings = SlurmSettings(trials_per_gpu=2, runs_per_task=2)
     assert slurm.group(ids, settings) == [ids[0:4], ids[4:8], ids[8:10]]
 
 
@@ -116,7 +123,7 @@ def test_submit_puts_the_runs_of_one_program_together_in_its_tasks(tmp_path: Pat
     assert [task_programs(task) for task in outcome.tasks] == [["4"], ["8x8"]]
     assert [len(task) for task in outcome.tasks] == [6, 6]  # 12 runs, 2 slots: 2 tasks × 2 processes × 3 runs
     for task in outcome.tasks:
-        assert [task_programs(lane) for lane in lanes(task, outcome.settings["trials_per_gpu"])] == [
+        assert [task_programs(lane) for lane in lanes(task, outcome.settings.parallel)] == [
             task_programs(task)
         ] * 2
 
@@ -146,6 +153,6 @@ def test_the_local_executor_shares_a_visible_gpu_and_otherwise_takes_a_core_per_
     assert local_workers(2, [0]) == (2, [0])  # never more processes than cores
     runs = [f"r{i}" for i in range(24)]
     on_gpu = LocalBackend(max_parallel=16, gpus=[0])
-    assert (len(on_gpu.group(runs, {})), on_gpu.device) == (4, "GPU 0, shared by 4 processes")
+    assert (len(on_gpu.group(runs, SlurmSettings())), on_gpu.device) == (4, "GPU 0, shared by 4 processes")
     on_cpu = LocalBackend(max_parallel=2, gpus=[])
-    assert (len(on_cpu.group(runs, {})), on_cpu.device) == (2, "CPU, 2 processes")
+    assert (len(on_cpu.group(runs, SlurmSettings())), on_cpu.device) == (2, "CPU, 2 processes")

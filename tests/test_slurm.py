@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from hpcjobs import slurm
+from hpcjobs.settings import SlurmSettings
 from hpcjobs.slurm import JobRow
 from hpcjobs.spec import load_spec
 
@@ -42,7 +43,8 @@ BASE_PARAMS = {
 
 
 def _params(**changes: Any) -> dict[str, Any]:
-    return slurm.executor_parameters({**DIGITS_SLURM, **changes}, "hpcjobs-digits-depth")
+    table = SlurmSettings.from_dict({**DIGITS_SLURM, **changes})
+    return slurm.executor_parameters(table, "hpcjobs-digits-depth")
 
 
 @pytest.mark.parametrize(
@@ -65,7 +67,7 @@ def test_time_to_minutes(text: str, minutes: int) -> None:
 
 
 def test_digits_example_slurm_table_is_what_the_spec_gives() -> None:
-    assert load_spec(EXAMPLES / "digits_depth.toml").slurm == DIGITS_SLURM
+    assert load_spec(EXAMPLES / "digits_depth.toml").slurm.to_dict() == DIGITS_SLURM
 
 
 def test_gpus_per_node_request() -> None:

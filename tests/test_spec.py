@@ -89,8 +89,8 @@ def test_issue_example_gives_18_runs_with_readable_ids(tmp_path: Path) -> None:
     assert len({r.run_id for r in runs}) == 18
     assert runs[-1].settings.model.hidden == (128,)
     assert runs[-1].settings.train.learning_rate == 3e-4
-    assert spec.slurm["partition"] == "gpu"
-    assert spec.slurm["array_parallelism"] == 16
+    assert spec.slurm.partition == "gpu"
+    assert spec.slurm.array_parallelism == 16
 
 
 # --- defaults and paths -----------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def test_defaults_fill_everything_but_name_and_data_source(tmp_path: Path) -> No
             "population": "auto",
         },
     }
-    assert spec.slurm == {
+    assert spec.slurm.to_dict() == {
         "partition": "",
         "time": "00:20:00",
         "gpus_per_task": 1,

@@ -15,7 +15,7 @@ from hpcjobs.slurm import JobRow
 from hpcjobs.spec import expand, load_spec, parse_spec
 from hpcjobs.vocab import OOM_HINT, Submission
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, PACKED
 
 HISTORY = """\
 epoch,categorical_accuracy,loss,val_categorical_accuracy,val_loss
@@ -109,7 +109,7 @@ def _sweep(root: Path, runs: list[Run], tasks: list[list[str]]) -> layout.SweepD
     """A sweep folder as `submit` leaves it: the manifest with one fake submission."""
     sweep = layout.SweepDir(root / "sweep")
     layout.make_private_dir(sweep.root)
-    man = manifest.Manifest.new("moons", "tensorflow", runs, {})
+    man = manifest.Manifest.new("moons", "tensorflow", runs, PACKED)
     man.submissions.append(Submission("fake", "1000", tasks))
     manifest.write(sweep, man)
     return sweep

@@ -18,7 +18,7 @@ from hpcjobs.cli import cli
 from hpcjobs.spec import expand, load_spec
 from hpcjobs.vocab import Objective, Submission
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, PACKED
 
 HISTORY = "epoch,loss,val_categorical_accuracy,val_loss\n0,0.9,0.6,0.8\n1,0.5,0.7,0.4\n"
 
@@ -29,7 +29,7 @@ def make_sweep(tmp_path: Path) -> tuple[layout.SweepDir, list[str]]:
     ids = [r.run_id for r in runs]
     sweep = layout.SweepDir(tmp_path / "results" / "moons")
     layout.make_private_dir(sweep.root)
-    man = manifest.Manifest.new("moons", "tensorflow", runs, {})
+    man = manifest.Manifest.new("moons", "tensorflow", runs, PACKED)
     man.submissions.append(Submission("fake", "1000", [[i] for i in ids]))
     manifest.write(sweep, man)
     for run_id in ids:

@@ -31,7 +31,7 @@ from hpcjobs.vocab import (
     lanes,
 )
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, PACKED
 
 # --- states -----------------------------------------------------------------------------------------
 
@@ -58,7 +58,7 @@ def _preempted_sweep(root: Path) -> tuple[layout.SweepDir, FakeBackend, list[str
     ids = [r.run_id for r in runs]
     sweep = layout.SweepDir(root / "moons")
     layout.make_private_dir(sweep.root)
-    man = manifest.Manifest.new("moons", "tensorflow", runs, {"trials_per_gpu": 1, "runs_per_task": 1})
+    man = manifest.Manifest.new("moons", "tensorflow", runs, PACKED)
     man.submissions.append(Submission("fake", "1000", [[ids[0]], [ids[1]]]))
     man.submissions.append(Submission("fake", "1001", [[ids[2]]]))
     manifest.write(sweep, man)
