@@ -285,9 +285,20 @@ class EpochBackup(keras.callbacks.BackupAndRestore):  # type: ignore[misc]
     """
 
     on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
+    _read: Any = None
 
     def state(self) -> list[Any]:
         return [*self.model.variables, *self.model.optimizer.variables]
+
+    def values(self) -> list[np.ndarray]:
+        if keras.backend.backend() != "tensorflow":
+            return [keras.ops.convert_to_numpy(v) for v in self.state()]
+        if self._read is None:
+            import tensorflow as tf
+
+            # One call reads them all: read one by one, the ~50 variables of a small MLP took 10 ms.
+            self._read = tf.function(lambda: [v.value for v in self.state()])
+        return [value.numpy() for value in self._read()]
 
     def archive(self) -> str:
         return os.path.join(self.backup_dir, "latest.npz")
@@ -297,7 +308,7 @@ class EpochBackup(keras.callbacks.BackupAndRestore):  # type: ignore[misc]
         os.makedirs(self.backup_dir, exist_ok=True)
         partial = os.path.join(self.backup_dir, "partial.npz")
         with open(partial, "wb") as file:
-            np.savez(file, *(keras.ops.convert_to_numpy(v) for v in self.state()))
+            np.savez(file, *self.values())
         os.replace(partial, self.archive())
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
         write_json(Path(self._training_metadata_path), metadata)
