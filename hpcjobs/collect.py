@@ -347,13 +347,14 @@ def collect(sweep: layout.SweepDir) -> Collection:
         blocks, unreadable = parse_histories(histories)
         problems |= {(run_id, "history.csv"): why for run_id, why in unreadable.items()}
         stats = {run_id: s for block in blocks for run_id, s in history_stats(block).items()}
-        rows = [run_row(m, stats.get(m["run_id"]), results.get(m["run_id"])) for m in man.runs]
+        metas = [m.to_dict() for m in man.runs]  # a table's columns come from the manifest's own rows
+        rows = [run_row(m, stats.get(m["run_id"]), results.get(m["run_id"])) for m in metas]
         runs = pd.DataFrame(rows)
         plan = search.read(sweep)
         if plan is not None and len(runs):
             rung_of = plan.rung_of()
             runs["rung"] = [rung_of.get(r, -1) + 1 for r in runs["run_id"]]
-        epochs = epochs_table(blocks, man.runs)
+        epochs = epochs_table(blocks, metas)
     ordered = [
         f"{run_id}: {name} unreadable ({problems[run_id, name]})"
         for run_id in man.run_ids

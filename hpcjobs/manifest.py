@@ -20,7 +20,7 @@ VERSION = 1
 class Manifest:
     name: str
     backend: str
-    runs: list[dict[str, Any]]  # run_id, config_id, seed, settings
+    runs: list[Run]
     # The [slurm] table with packing resolved (slurm.packing), as submit used it: resubmit and promote
     # submit alike with nothing but this folder.
     slurm: SlurmSettings
@@ -28,15 +28,11 @@ class Manifest:
 
     @classmethod
     def new(cls, name: str, backend: str, runs: list[Run], slurm: SlurmSettings) -> Manifest:
-        rows = [
-            {"run_id": r.run_id, "config_id": r.config_id, "seed": r.seed, "settings": r.settings.to_dict()}
-            for r in runs
-        ]
-        return cls(name, backend, rows, slurm)
+        return cls(name, backend, list(runs), slurm)
 
     @property
     def run_ids(self) -> list[str]:
-        return [r["run_id"] for r in self.runs]
+        return [r.run_id for r in self.runs]
 
     def latest_job(self) -> dict[str, tuple[Submission, int]]:
         """For each run, the submission and task index that last took it."""
@@ -53,14 +49,15 @@ class Manifest:
             "name": self.name,
             "backend": self.backend,
             "slurm": self.slurm.to_dict(),
-            "runs": self.runs,
+            "runs": [r.to_dict() for r in self.runs],
             "submissions": [asdict(s) for s in self.submissions],
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         subs = [Submission(**s) for s in data.get("submissions", [])]
-        return cls(data["name"], data["backend"], data["runs"], SlurmSettings.from_dict(data["slurm"]), subs)
+        runs = [Run.from_dict(r) for r in data["runs"]]
+        return cls(data["name"], data["backend"], runs, SlurmSettings.from_dict(data["slurm"]), subs)
 
 
 def read(sweep: layout.SweepDir) -> Manifest:
@@ -129,12 +126,12 @@ def write(sweep: layout.SweepDir, manifest: Manifest) -> None:
     layout.write_json(sweep.manifest, manifest.to_json())
 
 
-def _values(runs: list[dict[str, Any]]) -> dict[str, list[str]]:
+def _values(runs: list[Run]) -> dict[str, list[str]]:
     """Each setting (dotted) and the seed -> the values the runs take, in run order, as JSON text."""
     out: dict[str, list[str]] = {}
     for run in runs:
-        pairs = [(f"{s}.{k}", v) for s, table in run["settings"].items() for k, v in table.items()]
-        for key, value in [*pairs, ("seed", run["seed"])]:
+        pairs = [(f"{s}.{k}", v) for s, table in run.settings.to_dict().items() for k, v in table.items()]
+        for key, value in [*pairs, ("seed", run.seed)]:
             text = json.dumps(value)
             if text not in out.setdefault(key, []):
                 out[key].append(text)

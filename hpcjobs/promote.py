@@ -65,7 +65,7 @@ def promote(
         rung = state.rungs[-1]
         states = {r.run_id: r.state for r in status.gather(sweep, backend_for).runs}
         results = {run_id: _result(sweep, run_id) for run_id in rung.runs}
-        decision = search.decide(state, states, results, {r["run_id"]: r["config_id"] for r in man.runs})
+        decision = search.decide(state, states, results, {r.run_id: r.config_id for r in man.runs})
         if decision.kind in ("wait", "stalled"):
             return Promotion(decision)
         rung.ranking = decision.ranking

@@ -118,7 +118,7 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
     rung_of = plan.rung_of() if plan else {}
     out = []
     for run in man.runs:
-        run_id = run["run_id"]
+        run_id = run.run_id
         result = results[run_id]
         progress, why = _read_progress(sweep, run_id)
         if why:
@@ -137,11 +137,11 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
         out.append(
             RunStatus(
                 run_id,
-                run["config_id"],
-                run["seed"],
+                run.config_id,
+                run.seed,
                 state,
                 progress.epochs_done,
-                run["settings"]["train"]["epochs"] if plan is None or rung is None else plan.epochs[rung],
+                run.settings.train.epochs if plan is None or rung is None else plan.epochs[rung],
                 metric,
                 progress.last.get(metric),
                 elapsed(result, row, state),

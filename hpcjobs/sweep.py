@@ -273,7 +273,9 @@ def resubmit(
         last = man.submissions[-1].executor if man.submissions else "auto"
         backend = backend_for(executor or last)
         backend.check()
-        todo = programs.program_order(select(states, mode), {r["run_id"]: r["settings"] for r in man.runs})
+        todo = programs.program_order(
+            select(states, mode), {r.run_id: r.settings.to_dict() for r in man.runs}
+        )
         outcome = Outcome(sweep, [], todo, backend.group(todo, man.slurm), man.slurm)
         if todo:
             outcome.submissions = backend.submit(sweep, outcome.tasks, man.slurm)

@@ -166,7 +166,7 @@ def test_submit_starts_the_first_rung_and_a_dependent_promote(tmp_path: Path):
     config = layout.read_json(sweep.config("hidden-4__seed-0"))
     assert config["train"]["epochs"] == 1 and config["keep_backup"] is True
     man = manifest.read(sweep)
-    assert {r["settings"]["train"]["epochs"] for r in man.runs} == {9}  # the manifest keeps the budget
+    assert {r.settings.train.epochs for r in man.runs} == {9}  # the manifest keeps the budget
 
 
 def test_promotion_runs_the_search_to_its_end_and_is_safe_twice(tmp_path: Path):
