@@ -80,8 +80,8 @@ def run_hpcjobs(
         path.write_text(text)
         sweep = sweeps.submit(path, root / "results", fake, lambda _: fake).sweep
         for run in manifest.read(sweep).runs:
-            result = layout.read_json(sweep.result(run["run_id"]))
-            key = (name_of[tuple(run["settings"]["model"]["hidden"])], scale, l2)
+            result = layout.read_json(sweep.result(run.run_id))
+            key = (name_of[tuple(run.settings.model.hidden)], scale, l2)
             out.setdefault(key, []).append(result["test"]["categorical_accuracy"])
     return out
 
