@@ -143,10 +143,12 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
         click.echo(f"{name}: submitted {plan} (jobs {jobs}) into {outcome.sweep.root}")
     _warn(outcome.warning)
     if wait:
-        interval = 2.0 if backend.name == "local" else 5.0
+        # Local runs are read from disk, every second: backing off, as for a controller, kept --wait up to
+        # 20 s past the end of a minute-long sweep.
+        interval, most = (1.0, 1.0) if backend.name == "local" else (5.0, 30.0)
         try:
-            _watch(outcome.sweep, interval, 30.0)
-            _drive(outcome.sweep, interval)
+            _watch(outcome.sweep, interval, most)
+            _drive(outcome.sweep, interval, most)
         except KeyboardInterrupt:
             where = f" --results {results}" if results else ""
             click.echo(
@@ -157,7 +159,7 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
             sys.exit(130)
 
 
-def _drive(sweep: layout.SweepDir, interval: float) -> None:
+def _drive(sweep: layout.SweepDir, interval: float, most: float) -> None:
     """A halving search: promote each rung as it ends, until the search does. On Slurm the dependent jobs
     do the same (the sweep lock makes the two take turns); on the local executor nothing else would."""
     from . import promote as promoting
@@ -171,7 +173,7 @@ def _drive(sweep: layout.SweepDir, interval: float) -> None:
         _warn(promotion.warning)
         if promotion.ended or promotion.decision.kind == "stalled":
             return
-        _watch(sweep, interval, 30.0)
+        _watch(sweep, interval, most)
 
 
 @cli.command()
