@@ -61,7 +61,7 @@ def make_sweep(root: Path, runs: int, samples: int, epochs: int, backend: str) -
     sweep = layout.SweepDir(root / "pack")
     todo = expand(spec)
     for run in todo:
-        layout.write_json(sweep.config(run.run_id), run.config(spec.name, spec.backend))
+        layout.write_config(sweep, run.config(spec.name, spec.backend))
     manifest.write(sweep, manifest.Manifest.new(spec.name, spec.backend, todo, spec.slurm))
     return sweep
 

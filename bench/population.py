@@ -55,7 +55,7 @@ def make_sweep(root: Path, name: str, args: argparse.Namespace, seeds: int, popu
     sweep = layout.SweepDir(root / name)
     runs = expand(spec)
     for run in runs:
-        layout.write_json(sweep.config(run.run_id), run.config(spec.name, spec.backend))
+        layout.write_config(sweep, run.config(spec.name, spec.backend))
     manifest.write(sweep, manifest.Manifest.new(spec.name, spec.backend, runs, spec.slurm))
     return [r.run_id for r in runs]
 

@@ -91,21 +91,14 @@ def measure(side: str, samples: int, epochs: int, batch_size: int, precision: st
         settings = {"jit_compile": model.jit_compile}
     else:
         from hpcjobs import models, plan, train
+        from hpcjobs.settings import TrainSettings
         from hpcjobs.vocab import Objective
 
-        cfg: dict[str, Any] = {
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "optimizer": "adam",
-            "learning_rate": 1e-3,
-            "metrics": ["accuracy"],
-            "precision": precision,
-            "early_stopping_patience": 0,
-        }
+        cfg = TrainSettings(epochs=epochs, batch_size=batch_size, metrics=("accuracy",), precision=precision)
         models.seed_everything(0, backend)
         device, capability = models.probe_device(backend)
         policy = plan.choose_policy(precision, capability)
-        objective = Objective.for_metrics(cfg["metrics"])
+        objective = Objective.for_metrics(cfg.metrics)
         execution = plan.plan_execution(cfg, backend, samples)
         keras.mixed_precision.set_dtype_policy(policy)
         model = models.build_model(FEATURES, CLASSES, HIDDEN, "relu", 0.0)

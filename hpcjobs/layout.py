@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .settings import RunConfig
 from .vocab import InputError, did_you_mean
 
 RESULTS_ENV = "HPCJOBS_RESULTS"
@@ -233,3 +234,11 @@ def write_bytes(path: Path, data: bytes) -> None:
 def read_json(path: Path) -> Any:
     with path.open() as f:
         return json.load(f)
+
+
+def read_config(sweep: SweepDir, run_id: str) -> RunConfig:
+    return RunConfig.from_dict(read_json(sweep.config(run_id)))
+
+
+def write_config(sweep: SweepDir, config: RunConfig) -> None:
+    write_json(sweep.config(config.run_id), config.to_dict())

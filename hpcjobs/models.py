@@ -16,7 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from hpcjobs.settings import Execution
+from hpcjobs.settings import Execution, TrainSettings
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -64,13 +64,13 @@ class HostZeros(keras.initializers.Initializer):  # type: ignore[misc]
         return keras.ops.convert_to_tensor(np.zeros(shape, keras.backend.standardize_dtype(dtype)))
 
 
-def compile_model(model: keras.Model, train_cfg: dict[str, Any], execution: Execution) -> None:
+def compile_model(model: keras.Model, train: TrainSettings, execution: Execution) -> None:
     # Given a plain optimizer, compile() wraps it in LossScaleOptimizer itself when the model's
     # policy is mixed_float16 (keras 3 auto_scale_loss=True): wrapping here would be redundant.
     model.compile(
-        optimizer=OPTIMIZERS[train_cfg["optimizer"]](learning_rate=train_cfg["learning_rate"]),
+        optimizer=OPTIMIZERS[train.optimizer](learning_rate=train.learning_rate),
         loss="categorical_crossentropy",
-        metrics=list(train_cfg["metrics"]),
+        metrics=list(train.metrics),
         steps_per_execution=execution.steps_per_execution,
         jit_compile=execution.jit_compile,
     )
@@ -106,12 +106,12 @@ class CompiledModels:
         key: tuple[str, str],
         fresh: keras.Model,
         batch: tuple[np.ndarray, np.ndarray],
-        train_cfg: dict[str, Any],
+        train: TrainSettings,
         execution: Execution,
     ) -> keras.Model:
         """The model to train: `fresh`, compiled, for a new key; else the compiled one given fresh's state."""
         if self.compiled is None or self.key != key:
-            compile_model(fresh, train_cfg, execution)
+            compile_model(fresh, train, execution)
             # Keras builds the loss, metrics and optimizer at the first fit, from a batch it takes from the
             # training data; on JAX that draws one more shuffle from NumPy's global generator, which a reused
             # model would not draw. Built here from a given batch, fresh and reused runs shuffle alike, and
@@ -125,7 +125,7 @@ class CompiledModels:
             target.assign(source.value)
         for target, start in zip(model.optimizer.variables, self.optimizer_start, strict=True):
             target.assign(start)
-        model.optimizer.learning_rate = train_cfg["learning_rate"]
+        model.optimizer.learning_rate = train.learning_rate
         return model
 
 

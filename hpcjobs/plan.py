@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .programs import program_key
-from .settings import Execution
+from .settings import Execution, RunConfig, TrainSettings
 from .vocab import Objective, RunState
 
 if TYPE_CHECKING:  # a history's frame is handed in: the sweep file's checks import this module on login nodes
@@ -132,12 +132,12 @@ def choose_jit_compile(backend: str) -> bool:
     return backend == "jax"
 
 
-def plan_execution(train_cfg: dict[str, Any], backend: str, n_train: int) -> Execution:
-    """The fast path for a run; train.steps_per_execution ("auto" when absent) may pin the step count."""
-    batch_size = int(train_cfg["batch_size"])
+def plan_execution(train: TrainSettings, backend: str, n_train: int) -> Execution:
+    """The fast path for a run; train.steps_per_execution may pin the step count."""
+    batch_size = train.batch_size
     return Execution(
         steps_per_execution=choose_steps_per_execution(
-            train_cfg.get("steps_per_execution", "auto"), math.ceil(n_train / batch_size), backend
+            train.steps_per_execution, math.ceil(n_train / batch_size), backend
         ),
         jit_compile=choose_jit_compile(backend),
         eval_batch_size=max(batch_size, EVAL_BATCH_SIZE),
@@ -148,20 +148,21 @@ def plan_execution(train_cfg: dict[str, Any], backend: str, n_train: int) -> Exe
 MAX_POPULATION = 256
 
 
-def population_key(config: Mapping[str, Any]) -> str | None:
+def population_key(config: RunConfig) -> str | None:
     """What a run shares with the other members of its population: its compiled program (programs.py; the
     seed, learning rate, epochs and patience may differ), on JAX unless train.population is "off"; None for
     a run that trains alone."""
-    if config["backend"] != "jax" or config["train"].get("population", "auto") == "off":
+    if config.backend != "jax" or config.settings.train.population == "off":
         return None
     # What the population program does not do: a halving rung continues from its Keras backup, and the
     # stacked program neither penalizes weights nor skips the standardization.
-    if config.get("keep_backup") or config["model"].get("l2", 0.0) or config["data"].get("scale") == "none":
+    settings = config.settings
+    if config.keep_backup or settings.model.l2 or settings.data.scale == "none":
         return None
-    return program_key(config)
+    return program_key(settings)
 
 
-def populations(configs: Mapping[str, Mapping[str, Any]], cap: int) -> list[list[str]]:
+def populations(configs: Mapping[str, RunConfig], cap: int) -> list[list[str]]:
     """The runs of a lane as populations, in order of first appearance: runs of one key together, at most
     `cap` per population; a run without a key is a population of one."""
     groups: dict[str, list[str]] = {}
@@ -209,7 +210,7 @@ def summarize_history(history: pd.DataFrame, objective: Objective) -> dict[str, 
 
 
 def build_result(
-    config: dict[str, Any],
+    config: RunConfig,
     summary: dict[str, Any],
     *,
     diverged_epoch: int | None,
@@ -232,9 +233,9 @@ def build_result(
     """
     later, seconds = timing.later_epochs, timing.training_seconds
     return {
-        "run_id": config["run_id"],
+        "run_id": config.run_id,
         "status": RunState.DIVERGED if diverged_epoch is not None else RunState.COMPLETED,
-        "epochs": int(config["train"]["epochs"]),
+        "epochs": config.settings.train.epochs,
         **summary,
         "test": {name: _finite(value) for name, value in test.items()},
         "params": params,
@@ -249,11 +250,11 @@ def build_result(
         "backend": backend,
         "device": device,
         "versions": versions,
-        "seed": int(config["seed"]),
+        "seed": config.seed,
         "diverged_epoch": diverged_epoch,
         "started": started,
         "finished": finished,
-        "config": config,
+        "config": config.to_dict(),
     }
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from hpcjobs import data, models, scores
-from hpcjobs.layout import SweepDir, read_json, write_bytes, write_json
+from hpcjobs.layout import SweepDir, read_config, write_bytes, write_json
 from hpcjobs.plan import (
     EVAL_BATCH_SIZE,
     Timing,
@@ -41,7 +41,7 @@ from hpcjobs.plan import (
     summarize_history,
 )
 from hpcjobs.results import recorded_status
-from hpcjobs.settings import Execution
+from hpcjobs.settings import Execution, RunConfig
 from hpcjobs.vocab import FINISHED, Objective, RunState
 
 Tree = Any
@@ -51,7 +51,7 @@ Tree = Any
 class Members:
     """The members' own data, stacked on a leading axis: rows of the shared data and standardisation."""
 
-    configs: list[dict[str, Any]]
+    configs: list[RunConfig]
     train_rows: np.ndarray
     val_rows: np.ndarray
     test_rows: np.ndarray
@@ -60,16 +60,15 @@ class Members:
 
     @property
     def run_ids(self) -> list[str]:
-        return [str(c["run_id"]) for c in self.configs]
+        return [c.run_id for c in self.configs]
 
     @classmethod
-    def split(cls, configs: list[dict[str, Any]], x: np.ndarray) -> Members:
+    def split(cls, configs: list[RunConfig], x: np.ndarray) -> Members:
         parts = []
         for config in configs:
-            rows = data.split_indices(
-                len(x), config["data"]["test_fraction"], config["data"]["validation_fraction"], config["seed"]
-            )
-            parts.append((*rows, *data.scaling(x, rows[0], config["data"].get("scale", "standard"))))
+            split = config.settings.data
+            rows = data.split_indices(len(x), split.test_fraction, split.validation_fraction, config.seed)
+            parts.append((*rows, *data.scaling(x, rows[0], split.scale)))
         train_rows, val_rows, test_rows, mean, std = (np.stack(column) for column in zip(*parts, strict=True))
         return cls(configs, train_rows, val_rows, test_rows, mean.astype(np.float32), std.astype(np.float32))
 
@@ -79,13 +78,13 @@ class Program:
 
     def __init__(self, members: Members, n_features: int, n_classes: int) -> None:
         config = members.configs[0]
-        self.model_cfg, self.train_cfg = config["model"], config["train"]
+        self.model_cfg, self.train_cfg = config.settings.model, config.settings.train
         self.n_features, self.n_classes = n_features, n_classes
-        self.batch_size = int(self.train_cfg["batch_size"])
+        self.batch_size = self.train_cfg.batch_size
         # Each member from its own seed, exactly as train_run builds a run; the last model serves them all.
         weights = []
         for config in members.configs:
-            models.seed_everything(int(config["seed"]), "jax")
+            models.seed_everything(config.seed, "jax")
             self.model = self._build()
             weights.append(
                 (
@@ -111,7 +110,7 @@ class Program:
             stack(
                 [
                     [
-                        jnp.asarray(c["train"]["learning_rate"], v.dtype) if i == lr_index else v.value
+                        jnp.asarray(c.settings.train.learning_rate, v.dtype) if i == lr_index else v.value
                         for i, v in enumerate(optimizer.variables)
                     ]
                     for c in members.configs
@@ -128,9 +127,9 @@ class Program:
         return models.build_model(
             self.n_features,
             self.n_classes,
-            hidden=list(self.model_cfg["hidden"]),
-            activation=self.model_cfg["activation"],
-            dropout=float(self.model_cfg["dropout"]),
+            hidden=list(self.model_cfg.hidden),
+            activation=self.model_cfg.activation,
+            dropout=self.model_cfg.dropout,
         )
 
     def _steps(
@@ -207,17 +206,17 @@ class Population:
     ) -> None:
         self.sweep, self.program, self.members, self.since = sweep, program, members, since
         self.labels = y
-        self.objective = Objective.for_metrics(program.train_cfg["metrics"])
+        self.objective = Objective.for_metrics(program.train_cfg.metrics)
         # Epochs and patience may differ between members: they decide when a member stops, not the program.
-        self.epochs = np.array([int(c["train"]["epochs"]) for c in members.configs])
-        self.patience = np.array([int(c["train"]["early_stopping_patience"]) for c in members.configs])
+        self.epochs = np.array([c.settings.train.epochs for c in members.configs])
+        self.patience = np.array([c.settings.train.early_stopping_patience for c in members.configs])
         n = len(members.configs)
         self.device_data = (
             *(jnp.asarray(a) for a in (members.train_rows, members.val_rows, members.mean, members.std)),
             jnp.asarray(x),
             jnp.asarray(models.one_hot(y, program.n_classes)),
         )
-        self.seeds = jnp.asarray([int(c["seed"]) for c in members.configs], jnp.uint32)
+        self.seeds = jnp.asarray([c.seed for c in members.configs], jnp.uint32)
         self.state = program.initial
         # Early stopping restores the best weights (train.py: restore_best_weights=True); a copy, since the
         # epoch function donates the state's buffers.
@@ -346,7 +345,7 @@ def train_population(sweep: SweepDir, run_ids: Sequence[str], since: float | Non
     A checkpoint of the same members (a requeued task) resumes them; without one, members that already
     finished are left out and the others start from epoch 0.
     """
-    configs = {r: read_json(sweep.config(r)) for r in run_ids}
+    configs = {r: read_config(sweep, r) for r in run_ids}
     keys = {population_key(c) for c in configs.values()}
     if len(keys) != 1 or None in keys:
         raise ValueError(
@@ -356,11 +355,11 @@ def train_population(sweep: SweepDir, run_ids: Sequence[str], since: float | Non
     backend = keras.backend.backend()
     if backend != "jax":
         raise RuntimeError(f"Expected the jax Keras backend for a population. Received: {backend!r}")
-    first = configs[run_ids[0]]
-    x, y = data.load(first["data"]["source"])
-    n_classes = data.check_labels(y, first["data"]["source"])
+    first = configs[run_ids[0]].settings
+    x, y = data.load(first.data.source)
+    n_classes = data.check_labels(y, first.data.source)
     cap = population_cap(
-        first["model"]["hidden"], x.shape[1], n_classes, int(first["train"]["batch_size"]), available_memory()
+        first.model.hidden, x.shape[1], n_classes, first.train.batch_size, available_memory()
     )
     for start in range(0, len(run_ids), cap):
         chunk = list(run_ids[start : start + cap])
@@ -372,7 +371,7 @@ def train_population(sweep: SweepDir, run_ids: Sequence[str], since: float | Non
 def _train(
     sweep: SweepDir,
     run_ids: list[str],
-    configs: list[dict[str, Any]],
+    configs: list[RunConfig],
     source: tuple[np.ndarray, np.ndarray, int],
     since: float,
 ) -> None:
@@ -388,9 +387,9 @@ def _train(
             sweep.history(run_id).unlink(missing_ok=True)
     if not members_ids:
         return
-    members = Members.split([c for c in configs if c["run_id"] in members_ids], x)
+    members = Members.split([c for c in configs if c.run_id in members_ids], x)
     device, capability = models.probe_device("jax")
-    policy = choose_policy(configs[0]["train"]["precision"], capability)
+    policy = choose_policy(configs[0].settings.train.precision, capability)
     # A clean slate as for a new program in train_run (the model that models.MODELS kept would not survive
     # it), before the dtype policy: clear_session resets it.
     models.MODELS.drop()
@@ -433,7 +432,7 @@ class Results:
         logs, predicted = {k: np.asarray(v) for k, v in logs.items()}, np.asarray(predicted)
         for i in np.flatnonzero(which):
             config = members.configs[i]
-            run_id = config["run_id"]
+            run_id = config.run_id
             truth = population.labels[members.test_rows[i]]
             test = {
                 **{k: v[i].item() for k, v in logs.items()},

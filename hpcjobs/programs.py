@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-SECTIONS = ("data", "model", "train")
+from .settings import Settings
 
 # Settings that do not change the compiled program: the training step reads them, it is not built from them.
 NOT_IN_PROGRAM = frozenset(
@@ -19,18 +18,11 @@ NOT_IN_PROGRAM = frozenset(
 )
 
 
-def program_key(settings: Mapping[str, Any]) -> str:
-    """The data, model and train settings that decide a run's compiled program, as canonical JSON.
-
-    Takes a run's config.json content or a manifest row's settings (both hold the three sections).
-    """
+def program_key(settings: Settings) -> str:
+    """The data, model and train settings that decide a run's compiled program, as canonical JSON."""
     kept = {
-        section: {
-            name: value
-            for name, value in settings[section].items()
-            if f"{section}.{name}" not in NOT_IN_PROGRAM
-        }
-        for section in SECTIONS
+        section: {name: value for name, value in table.items() if f"{section}.{name}" not in NOT_IN_PROGRAM}
+        for section, table in settings.to_dict().items()
     }
     return json.dumps(kept, sort_keys=True, separators=(",", ":"))
 
@@ -49,6 +41,6 @@ def in_program_order(run_ids: Sequence[str], keys: Mapping[str, str]) -> list[st
     return [run_id for group in by_program(run_ids, keys) for run_id in group]
 
 
-def program_order(run_ids: Sequence[str], settings: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def program_order(run_ids: Sequence[str], settings: Mapping[str, Settings]) -> list[str]:
     """in_program_order with each run's key taken from its settings (run id -> data/model/train)."""
     return in_program_order(run_ids, {run_id: program_key(settings[run_id]) for run_id in run_ids})

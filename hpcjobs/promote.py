@@ -97,8 +97,7 @@ def _submit(
     """The last rung's runs continue from their backups to its epochs."""
     rung = state.rungs[-1]
     for run_id in rung.runs:
-        config = layout.read_json(sweep.config(run_id))
-        layout.write_json(sweep.config(run_id), search.rung_config(config, rung.epochs))
+        layout.write_config(sweep, search.rung_config(layout.read_config(sweep, run_id), rung.epochs))
     backend.check()
     for run_id in rung.runs:  # its last rung's result would make the worker skip the run as finished
         if sweep.result(run_id).is_file():

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from . import layout
+from .settings import RunConfig
 from .vocab import ACTIVE, RunState
 
 
@@ -173,10 +174,10 @@ def where(state: SearchState) -> str:
     return f"rung {len(state.rungs)} of {len(state.epochs)} ({last.epochs} epochs, {len(last.runs)} runs)"
 
 
-def rung_config(config: dict[str, Any], epochs: int) -> dict[str, Any]:
+def rung_config(config: RunConfig, epochs: int) -> RunConfig:
     """A run's config.json for a rung: train to `epochs`, and keep the Keras backup at the end so that a
     promotion continues from it (epochs 1..N, each once) instead of starting over."""
-    return {**config, "train": {**config["train"], "epochs": epochs}, "keep_backup": True}
+    return replace(config, settings=config.settings.with_value("train.epochs", epochs), keep_backup=True)
 
 
 def read(sweep: layout.SweepDir) -> SearchState | None:

@@ -160,12 +160,33 @@ class Run:
     def from_dict(cls, row: Mapping[str, Any]) -> Run:
         return cls(row["run_id"], row["config_id"], row["seed"], Settings.from_dict(row["settings"]))
 
-    def config(self, sweep_name: str, backend: str) -> dict[str, Any]:
+    def config(self, sweep_name: str, backend: str) -> RunConfig:
         """What the training task reads from config.json."""
-        return {
-            "run_id": self.run_id,
-            "sweep": sweep_name,
-            "backend": backend,
-            "seed": self.seed,
-            **self.settings.to_dict(),
-        }
+        return RunConfig(self.run_id, sweep_name, backend, self.seed, self.settings)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A run as its training reads it: config.json."""
+
+    run_id: str
+    sweep: str
+    backend: str
+    seed: int
+    settings: Settings
+    keep_backup: bool = False  # a halving search's rung: the run goes on from its backup at the next rung
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"run_id": self.run_id, "sweep": self.sweep, "backend": self.backend, "seed": self.seed}
+        return {**out, **self.settings.to_dict(), **({"keep_backup": True} if self.keep_backup else {})}
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> RunConfig:
+        return cls(
+            config["run_id"],
+            config["sweep"],
+            config["backend"],
+            config["seed"],
+            Settings.from_dict(config),
+            bool(config.get("keep_backup")),
+        )

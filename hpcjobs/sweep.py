@@ -180,9 +180,7 @@ def _write_new(p: Prepared, sweep_file: Path) -> Manifest:
         state = search.start(p.spec.search.min_epochs, p.spec.search.eta, budget, [r.run_id for r in p.runs])
     for run in p.runs:
         config = run.config(p.spec.name, p.spec.backend)
-        layout.write_json(
-            p.sweep.config(run.run_id), search.rung_config(config, state.epochs[0]) if state else config
-        )
+        layout.write_config(p.sweep, search.rung_config(config, state.epochs[0]) if state else config)
     if state:
         search.write(p.sweep, state)
     man = Manifest.new(p.spec.name, p.spec.backend, p.runs, p.settings)
@@ -225,7 +223,7 @@ def _plan(p: Prepared, backend: Backend, backend_for: Callable[[str], Backend]) 
     else:
         st = status.gather(p.sweep, backend_for)
         todo, states = select({r.run_id: r.state for r in st.runs}, "unfinished"), st.counts
-    todo = programs.program_order(todo, {r.run_id: r.settings.to_dict() for r in p.runs})
+    todo = programs.program_order(todo, {r.run_id: r.settings for r in p.runs})
     return Outcome(p.sweep, p.runs, todo, backend.group(todo, p.settings), p.settings, states=states)
 
 
@@ -273,9 +271,7 @@ def resubmit(
         last = man.submissions[-1].executor if man.submissions else "auto"
         backend = backend_for(executor or last)
         backend.check()
-        todo = programs.program_order(
-            select(states, mode), {r.run_id: r.settings.to_dict() for r in man.runs}
-        )
+        todo = programs.program_order(select(states, mode), {r.run_id: r.settings for r in man.runs})
         outcome = Outcome(sweep, [], todo, backend.group(todo, man.slurm), man.slurm)
         if todo:
             outcome.submissions = backend.submit(sweep, outcome.tasks, man.slurm)

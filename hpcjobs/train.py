@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from hpcjobs import data, scores
-from hpcjobs.layout import SweepDir, read_json, write_json
+from hpcjobs.layout import SweepDir, read_config, read_json, write_json
 from hpcjobs.models import MODELS, build_model, one_hot, probe_device, seed_everything, versions
 from hpcjobs.plan import (
     Timing,
@@ -31,7 +31,7 @@ from hpcjobs.plan import (
     summarize_history,
 )
 from hpcjobs.programs import program_key
-from hpcjobs.settings import Execution
+from hpcjobs.settings import Execution, TrainSettings
 from hpcjobs.vocab import Objective
 
 
@@ -42,35 +42,31 @@ def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[
     first run; by default, now.
     """
     clock = time.perf_counter() if since is None else since
-    config = read_json(sweep.config(run_id))
+    config = read_config(sweep, run_id)
     started = now()
     backend = keras.backend.backend()
-    if config["backend"] != backend:
+    if config.backend != backend:
         raise RuntimeError(
-            f"Expected the Keras backend of the config, {config['backend']!r}. Received: {backend!r} "
+            f"Expected the Keras backend of the config, {config.backend!r}. Received: {backend!r} "
             "(KERAS_BACKEND must be set before keras is first imported)"
         )
-    data_cfg, model_cfg, train_cfg = config["data"], config["model"], config["train"]
+    data_cfg, model_cfg, train_cfg = config.settings.data, config.settings.model, config.settings.train
     device, capability = probe_device(backend)
-    policy = choose_policy(train_cfg["precision"], capability)
+    policy = choose_policy(train_cfg.precision, capability)
     print(f"{run_id}: training on {device} ({policy})", flush=True)
-    key = (program_key(config), policy)
+    key = (program_key(config.settings), policy)
     reuse = MODELS.holds(key)
     if not reuse:
         # A new program: start from a clean slate (and let the previous program's graphs go).
         MODELS.drop()
         keras.backend.clear_session()
-    seed_everything(int(config["seed"]), backend)
+    seed_everything(config.seed, backend)
 
     ready = dataset(
-        data_cfg["source"],
-        data_cfg["test_fraction"],
-        data_cfg["validation_fraction"],
-        int(config["seed"]),
-        data_cfg.get("scale", "standard"),
+        data_cfg.source, data_cfg.test_fraction, data_cfg.validation_fraction, config.seed, data_cfg.scale
     )
     parts = ready.parts
-    objective = Objective.for_metrics(train_cfg["metrics"])
+    objective = Objective.for_metrics(train_cfg.metrics)
     execution = plan_execution(train_cfg, backend, len(parts.x_train))
 
     history_path, backup_dir = sweep.history(run_id), sweep.backup_dir(run_id)
@@ -86,10 +82,10 @@ def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[
         fresh = build_model(
             parts.x_train.shape[1],
             ready.n_classes,
-            hidden=list(model_cfg["hidden"]),
-            activation=model_cfg["activation"],
-            dropout=float(model_cfg["dropout"]),
-            l2=float(model_cfg.get("l2", 0.0)),
+            hidden=list(model_cfg.hidden),
+            activation=model_cfg.activation,
+            dropout=model_cfg.dropout,
+            l2=model_cfg.l2,
         )
         batch = (parts.x_train[:1], ready.y_train[:1])
         model = MODELS.model(key, fresh, batch, train_cfg, execution)
@@ -99,7 +95,7 @@ def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[
             objective,
             history_path,
             backup_dir,
-            keep_backup=bool(config.get("keep_backup")),
+            keep_backup=config.keep_backup,
         )
 
         fit_model(
@@ -109,7 +105,7 @@ def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[
             train_cfg,
             execution,
             callbacks,
-            seed=int(config["seed"]),
+            seed=config.seed,
         )
         evaluated = model.evaluate(
             parts.x_test, ready.y_test, batch_size=execution.eval_batch_size, verbose=0, return_dict=True
@@ -170,7 +166,7 @@ def dataset(source: str, test_fraction: float, validation_fraction: float, seed:
 
 def training_callbacks(
     run_id: str,
-    train_cfg: dict[str, Any],
+    train_cfg: TrainSettings,
     objective: Objective,
     history_path: Path,
     backup_dir: Path,
@@ -187,14 +183,14 @@ def training_callbacks(
         # A halving search keeps it: a promoted run continues from it to its next rung's epochs.
         EpochBackup(str(backup_dir), delete_checkpoint=not keep_backup),
     ]
-    patience = int(train_cfg["early_stopping_patience"])
+    patience = train_cfg.early_stopping_patience
     if patience > 0:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 objective.name, mode=objective.direction, patience=patience, restore_best_weights=True
             )
         )
-    line = EpochLine(run_id, int(train_cfg["epochs"]), objective.name)
+    line = EpochLine(run_id, train_cfg.epochs, objective.name)
     callbacks.append(line)
     return divergence, line, callbacks
 
@@ -203,12 +199,12 @@ def fit_model(
     model: keras.Model,
     train: tuple[np.ndarray, np.ndarray],
     validation: tuple[np.ndarray, np.ndarray],
-    train_cfg: dict[str, Any],
+    train_cfg: TrainSettings,
     execution: Execution,
     callbacks: list[keras.callbacks.Callback],
     seed: int,
 ) -> keras.callbacks.History:
-    batch_size, epochs = int(train_cfg["batch_size"]), int(train_cfg["epochs"])
+    batch_size, epochs = train_cfg.batch_size, train_cfg.epochs
     if keras.backend.backend() != "tensorflow":
         return model.fit(
             *train,

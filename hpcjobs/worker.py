@@ -85,8 +85,7 @@ def run_one(sweep: layout.SweepDir, run_id: str) -> str:
         previous = recorded_status(sweep.result(run_id))
         if previous in FINISHED:
             return str(previous)
-        config = layout.read_json(sweep.config(run_id))
-        set_framework_env(sweep, config["backend"])
+        set_framework_env(sweep, layout.read_config(sweep, run_id).backend)
         try:
             from . import train
 
@@ -154,7 +153,7 @@ def run_lane(sweep: layout.SweepDir, run_ids: Sequence[str]) -> dict[str, str]:
     """One process's runs in turn, the runs of each population (plan.populations) together."""
     from .plan import MAX_POPULATION, populations
 
-    configs = {run_id: layout.read_json(sweep.config(run_id)) for run_id in run_ids}
+    configs = {run_id: layout.read_config(sweep, run_id) for run_id in run_ids}
     outcomes: dict[str, str] = {}
     for group in populations(configs, MAX_POPULATION):
         if len(group) == 1:

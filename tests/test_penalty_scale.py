@@ -11,6 +11,7 @@ import pytest
 
 from hpcjobs import data, plan
 from hpcjobs.layout import SweepDir, read_json
+from hpcjobs.settings import RunConfig
 from hpcjobs.spec import SpecError, expand, parse_spec
 
 BASE = {"name": "p", "data": {"source": "digits"}}
@@ -69,14 +70,16 @@ def test_standard_scale_uses_the_training_split_only_and_none_keeps_the_features
 def test_runs_the_population_program_cannot_train_train_alone(change):
     config = {
         "run_id": "r",
+        "sweep": "s",
         "seed": 0,
         "backend": "jax",
         "data": {"source": "digits", "scale": "standard"},
         "model": {"hidden": [8], "l2": 0.0},
         "train": {"learning_rate": 1e-3},
     }
-    assert plan.population_key(config) is not None
-    assert plan.population_key({**config, **change}) is None
+    assert plan.population_key(RunConfig.from_dict(config)) is not None
+    changed = {k: {**config[k], **v} if isinstance(v, dict) else v for k, v in change.items()}
+    assert plan.population_key(RunConfig.from_dict({**config, **changed})) is None
 
 
 @pytest.mark.keras

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from hpcjobs import plan
+from hpcjobs.settings import DataSettings, ModelSettings, RunConfig, Settings, TrainSettings
 from hpcjobs.vocab import Objective
 
 METRICS = ["categorical_accuracy", "mean_squared_error", "mean_absolute_error"]
@@ -84,7 +85,9 @@ def test_summarize_history_of_a_run_that_diverged_at_once():
 
 
 def test_build_result():
-    config = {"run_id": "r", "seed": 3, "train": {"epochs": 10}}
+    config = RunConfig(
+        "r", "s", "tensorflow", 3, Settings(DataSettings("moons"), ModelSettings(), TrainSettings(epochs=10))
+    )
     result = plan.build_result(
         config,
         {
@@ -113,7 +116,7 @@ def test_build_result():
     assert (result["seconds_per_epoch"], result["samples_per_second"]) == (2.0, 50.0)
     assert (result["startup_seconds"], result["training_seconds"], result["reused_model"]) == (3.0, 4.0, True)
     assert result["wall_seconds"] == 7.5
-    assert result["epochs"] == 10 and result["seed"] == 3 and result["config"] is config
+    assert result["epochs"] == 10 and result["seed"] == 3 and result["config"] == config.to_dict()
     assert result["execution"] == {"steps_per_execution": 7, "jit_compile": False, "eval_batch_size": 4096}
 
 
@@ -121,7 +124,9 @@ def test_one_epoch_is_start_up_only_and_gives_no_throughput():
     assert plan.Timing.of(1.0, [3.5], reused=False, until=4.0) == plan.Timing(2.5, 0.0, 0, False, 3.0)
     # Resumed from a backup of its last epoch: nothing left to train.
     assert plan.Timing.of(1.0, [], reused=True, until=2.0) == plan.Timing(None, None, 0, True, 1.0)
-    config = {"run_id": "r", "seed": 0, "train": {"epochs": 1}}
+    config = RunConfig(
+        "r", "s", "tensorflow", 0, Settings(DataSettings("moons"), ModelSettings(), TrainSettings(epochs=1))
+    )
     result = plan.build_result(
         config,
         {"epochs_done": 1, "best_epoch": 1, "monitor": "val_loss", "best": {}, "final_loss": 0.4},
@@ -177,10 +182,10 @@ def test_choose_steps_per_execution_rejects(requested, backend, message):
 
 
 def test_plan_execution():
-    cfg = {"batch_size": 128}
+    cfg = TrainSettings(batch_size=128)
     assert plan.plan_execution(cfg, "jax", 60_000) == plan.Execution(128, True, 4096)
     assert plan.plan_execution(cfg, "tensorflow", 1_000) == plan.Execution(8, False, 4096)
-    assert plan.plan_execution({"batch_size": 8192, "steps_per_execution": 4}, "jax", 10**6) == (
+    assert plan.plan_execution(TrainSettings(batch_size=8192, steps_per_execution=4), "jax", 10**6) == (
         plan.Execution(4, True, 8192)  # validation batches never smaller than training batches
     )
     assert plan.plan_execution(cfg, "torch", 60_000) == plan.Execution(1, False, 4096)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 
 from hpcjobs import plan, worker
 from hpcjobs.layout import SweepDir, read_json, write_json
+from hpcjobs.settings import RunConfig
 from tests.conftest import REPO
 
 METRICS = ["categorical_accuracy", "mean_squared_error", "mean_absolute_error"]
@@ -50,19 +52,21 @@ def config(run_id: str, seed: int, source: str, **train: Any) -> dict[str, Any]:
 # --- which runs train together (pure) ------------------------------------------------------------
 
 
+def key(run_id: str, seed: int, source: str, **train: Any) -> str | None:
+    return plan.population_key(RunConfig.from_dict(config(run_id, seed, source, **train)))
+
+
 def test_population_key_ignores_seed_and_learning_rate_only():
-    base = config("a", 0, "moons")
-    assert plan.population_key(base) == plan.population_key(config("b", 7, "moons", learning_rate=0.3))
+    base = RunConfig.from_dict(config("a", 0, "moons"))
+    assert plan.population_key(base) == key("b", 7, "moons", learning_rate=0.3)
     # Epochs and patience decide when a member stops, not what the program computes.
-    assert plan.population_key(base) == plan.population_key(
-        config("c", 0, "moons", epochs=3, early_stopping_patience=2)
-    )
-    assert plan.population_key(base) != plan.population_key(config("c", 0, "moons", batch_size=32))
+    assert plan.population_key(base) == key("c", 0, "moons", epochs=3, early_stopping_patience=2)
+    assert plan.population_key(base) != key("c", 0, "moons", batch_size=32)
     assert plan.population_key(base) != plan.population_key(
-        {**base, "model": {**base["model"], "hidden": [8]}}
+        replace(base, settings=base.settings.with_value("model.hidden", [8]))
     )
-    assert plan.population_key(config("d", 0, "moons", population="off")) is None
-    assert plan.population_key({**base, "backend": "tensorflow"}) is None
+    assert key("d", 0, "moons", population="off") is None
+    assert plan.population_key(replace(base, backend="tensorflow")) is None
 
 
 def test_populations_group_by_key_in_order_and_respect_the_cap():
@@ -74,6 +78,7 @@ def test_populations_group_by_key_in_order_and_respect_the_cap():
         "a2": config("a2", 2, "moons"),
         "b1": config("b1", 1, "moons", batch_size=32),
     }
+    configs = {run_id: RunConfig.from_dict(c) for run_id, c in configs.items()}
     assert plan.populations(configs, 8) == [["a0", "a1", "a2"], ["b0", "b1"], ["off"]]
     assert plan.populations(configs, 2) == [["a0", "a1"], ["a2"], ["b0", "b1"], ["off"]]
 

@@ -503,7 +503,7 @@ def test_expand_makes_every_combination_once_per_seed(sweep: dict[str, list[obje
         assert {_axis_values(r, sweep) for r in runs if r.seed == seed} == wanted
     for run in runs:
         assert run.run_id == f"{run.config_id}__seed-{run.seed}"
-        config = run.config("prop", "jax")
+        config = run.config("prop", "jax").to_dict()
         assert (config["run_id"], config["seed"], config["backend"], config["sweep"]) == (
             run.run_id,
             run.seed,

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from hpcjobs.layout import SweepDir, read_json, write_json
+from hpcjobs.settings import TrainSettings
 from hpcjobs.vocab import Objective
 
 pytestmark = pytest.mark.keras
@@ -71,7 +72,7 @@ def test_no_callback_of_a_run_has_a_batch_hook(train, tmp_path):
 
     _, _, callbacks = train.training_callbacks(
         "r",
-        {"epochs": 2, "early_stopping_patience": 1},
+        TrainSettings(epochs=2, early_stopping_patience=1),
         Objective("val_loss", "min"),
         tmp_path / "h.csv",
         tmp_path / "b",

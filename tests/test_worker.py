@@ -39,7 +39,7 @@ def _sweep(root: Path, source: str, epochs: int = 1) -> tuple[layout.SweepDir, l
     sweep = layout.SweepDir(root / "w")
     runs = expand(spec)
     for run in runs:
-        layout.write_json(sweep.config(run.run_id), run.config(spec.name, spec.backend))
+        layout.write_config(sweep, run.config(spec.name, spec.backend))
     man = manifest.Manifest.new(spec.name, spec.backend, runs, spec.slurm)
     man.submissions.append(Submission("fake", "1000", [[r.run_id for r in runs]]))
     manifest.write(sweep, man)
@@ -89,7 +89,7 @@ def test_a_huge_learning_rate_is_diverged_on_every_backend(tmp_path: Path, backe
     )
     sweep = layout.SweepDir(tmp_path / "d")
     (run,) = expand(spec)
-    layout.write_json(sweep.config(run.run_id), run.config(spec.name, spec.backend))
+    layout.write_config(sweep, run.config(spec.name, spec.backend))
     lane = subprocess.run(
         [sys.executable, *worker.LANE_COMMAND, str(sweep.root), run.run_id],
         capture_output=True,
