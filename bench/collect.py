@@ -84,7 +84,7 @@ def make_sweep(root: Path, runs: int, epochs: int) -> tuple[layout.SweepDir, lis
     manifest.write(sweep, man)
     rng = np.random.default_rng(0)
     files = []
-    for i, run in enumerate(man.runs):
+    for i, run in enumerate(r.to_dict() for r in man.runs):  # each run's row, as the manifest holds it
         # 1 % unfinished (no result yet, half the epochs), 1 % diverged, 1 % resumed after a requeue.
         unfinished, diverged, resumed = i % 100 == 0, i % 100 == 1, i % 100 == 2
         run_dir = sweep.run_dir(run["run_id"])

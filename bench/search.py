@@ -84,7 +84,7 @@ def run_hpcjobs(root: Path, name: str, text: str) -> dict[str, Any]:
     wall = time.perf_counter() - clock
     man = manifest.read(sweep)
     results = {r: layout.read_json(sweep.result(r)) for r in man.run_ids}
-    config_of = {r["run_id"]: r["config_id"] for r in man.runs}
+    config_of = {r.run_id: r.config_id for r in man.runs}
     finalists = state.rungs[-1].runs if state else man.run_ids  # halving: only its last rung's are final
     by_config: dict[str, list[str]] = {}
     for run_id in finalists:
