@@ -32,8 +32,8 @@ def config(run_id: str, seed: int, source: str, **train: Any) -> dict[str, Any]:
         "sweep": "toy",
         "backend": "jax",
         "seed": seed,
-        "data": {"source": source, "test_fraction": 0.2, "validation_fraction": 0.1},
-        "model": {"hidden": [8, 4], "activation": "relu", "dropout": 0.0},
+        "data": {"source": source, "test_fraction": 0.2, "validation_fraction": 0.1, "scale": "standard"},
+        "model": {"hidden": [8, 4], "activation": "relu", "dropout": 0.0, "l2": 0.0},
         "train": {
             "epochs": 2,
             "batch_size": 16,
