@@ -3,7 +3,10 @@ learning rates × 3 seeds, 20 epochs, batch 128) as a plain Keras for-loop in on
 `hpcjobs submit examples/digits_depth.toml --executor local --wait`. Wall clock of each whole command, Python
 start-up and imports included, sides alternating.
 
-    python bench/digits_loop.py [--repeats 2] [--backend tensorflow|jax]
+    python bench/digits_loop.py [--repeats 2] [--backend tensorflow|jax] [--plain-backend tensorflow|jax]
+
+--plain-backend (default: --backend) runs the plain loop on another backend: the lesson's loop is
+TensorFlow's, and issue 14 compares hpcjobs on JAX with it.
 
 The plain loop is what a student writes: scikit-learn's digits split 70/10/20 and standardized, then for each
 setting a Sequential of Dense layers, compile(Adam(lr), categorical cross-entropy, the sweep's metrics) and
@@ -76,21 +79,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"))
+    parser.add_argument("--plain-backend", help="the plain loop's backend (default: --backend)")
     args = parser.parse_args()
+    plain_backend = args.plain_backend or args.backend
     times: dict[str, list[float]] = {"plain loop": [], "hpcjobs local": []}
     with tempfile.TemporaryDirectory() as tmp:
         path = sweep_file(Path(tmp), args.backend)
         runs = len(tomllib.loads(path.read_text())["sweep"]["seeds"]) * 8
         for repeat in range(args.repeats):
             results = Path(tmp) / f"results-{repeat}"
-            times["plain loop"].append(timed([sys.executable, "-c", PLAIN, str(path)], args.backend))
+            times["plain loop"].append(timed([sys.executable, "-c", PLAIN, str(path)], plain_backend))
             submit = ["submit", str(path), "--executor", "local", "--wait", "--results", str(results)]
             times["hpcjobs local"].append(timed([sys.executable, "-m", "hpcjobs", *submit], args.backend))
             print(
                 f"  repeat {repeat}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()), flush=True
             )
     plain = statistics.median(times["plain loop"])
-    print(f"# digits_depth: {runs} trainings, KERAS_BACKEND={args.backend}, {os.cpu_count()} CPUs")
+    print(
+        f"# digits_depth: {runs} trainings, plain loop on {plain_backend}, hpcjobs on {args.backend}, "
+        f"{os.cpu_count()} CPUs"
+    )
     print(f"{'side':16} {'median s':>9} {'all s':>20} {'plain ÷ this':>13}")
     for side, values in times.items():
         shown = ", ".join(f"{v:.1f}" for v in values)
