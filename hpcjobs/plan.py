@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .programs import program_key
 from .settings import Execution, RunConfig, TrainSettings
 from .vocab import Objective, RunState
 
@@ -159,7 +158,7 @@ def population_key(config: RunConfig) -> str | None:
     settings = config.settings
     if config.keep_backup or settings.model.l2 or settings.data.scale == "none":
         return None
-    return program_key(settings)
+    return settings.program_key()
 
 
 def populations(configs: Mapping[str, RunConfig], cap: int) -> list[list[str]]:

@@ -8,6 +8,7 @@ imports nothing of hpcjobs, so every module can take these types.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -104,6 +105,12 @@ def _resolved(value: int | str, name: str) -> int:
     return value
 
 
+# Settings that do not change the compiled program: the training step reads them, it is not built from them.
+NOT_IN_PROGRAM = frozenset(
+    {"train.learning_rate", "train.epochs", "train.early_stopping_patience", "train.population"}
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a run trains: its data, model and training settings (the seed apart)."""
@@ -122,6 +129,21 @@ class Settings:
             ModelSettings.from_dict(tables["model"]),
             TrainSettings.from_dict(tables["train"]),
         )
+
+    def program_key(self) -> str:
+        """The settings that decide the run's compiled program, as canonical JSON.
+
+        Two runs with one key differ only in numbers the compiled training step is fed (the seed, hence the
+        initial weights and the data split; the learning rate, an optimizer variable; the number of epochs;
+        early stopping, a callback): one process can build and compile the model once and train all of them.
+        """
+        kept = {
+            section: {
+                name: value for name, value in table.items() if f"{section}.{name}" not in NOT_IN_PROGRAM
+            }
+            for section, table in self.to_dict().items()
+        }
+        return json.dumps(kept, sort_keys=True, separators=(",", ":"))
 
     def with_value(self, key: str, value: Any) -> Settings:
         """These settings with one setting, a dotted key such as "model.hidden", set to `value`."""

@@ -30,7 +30,6 @@ from hpcjobs.plan import (
     plan_execution,
     summarize_history,
 )
-from hpcjobs.programs import program_key
 from hpcjobs.settings import Execution, TrainSettings
 from hpcjobs.vocab import Objective
 
@@ -54,7 +53,7 @@ def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[
     device, capability = probe_device(backend)
     policy = choose_policy(train_cfg.precision, capability)
     print(f"{run_id}: training on {device} ({policy})", flush=True)
-    key = (program_key(config.settings), policy)
+    key = (config.settings.program_key(), policy)
     reuse = MODELS.holds(key)
     if not reuse:
         # A new program: start from a clean slate (and let the previous program's graphs go).

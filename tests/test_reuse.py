@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from hpcjobs.layout import SweepDir, read_json, write_json
-from hpcjobs.programs import by_program, in_program_order, program_key
+from hpcjobs.programs import by_program, in_program_order
 from hpcjobs.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def test_seed_learning_rate_epochs_and_patience_keep_the_program() -> None:
     base = config("a", "/d.npz", 0, 0.01, [8])
     other = config("b", "/d.npz", 7, 0.3, [8])
     other["train"].update(epochs=50, early_stopping_patience=5)
-    assert program_key(Settings.from_dict(base)) == program_key(Settings.from_dict(other))
+    assert Settings.from_dict(base).program_key() == Settings.from_dict(other).program_key()
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_what_changes_the_compiled_program_changes_the_key(section: str, name: s
     base = config("a", "/d.npz", 0, 0.01, [8])
     changed = json.loads(json.dumps(base))
     changed[section][name] = value
-    assert program_key(Settings.from_dict(base)) != program_key(Settings.from_dict(changed))
+    assert Settings.from_dict(base).program_key() != Settings.from_dict(changed).program_key()
 
 
 def test_runs_of_one_program_come_together_in_first_come_order() -> None:
