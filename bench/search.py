@@ -1,12 +1,17 @@
-"""Search benchmark on digits: the grid, random search and successive halving through hpcjobs' own code path
-(submit and promote, each task run in this process as a compute node would run it), and KerasTuner's
-Hyperband on the same space and epoch budget. Per method: the best configuration (by the mean over seeds of
-its best validation accuracy), its test accuracy (mean over seeds), the epochs trained in all, wall time.
+"""Search benchmark on digits over a continuous space: random search and successive halving through hpcjobs'
+own code path (submit and promote, each task run in this process as a compute node would run it), and
+KerasTuner's Hyperband on the same space, the same most epochs per configuration (27) and the same factor
+(eta 3). Per method and search seed: the best configuration (by its best validation accuracy), its test
+accuracy, the epochs trained in all, wall time.
 
-    python bench/search.py [--seeds 2] [--epochs 27] [--configurations 4]
+    python bench/search.py [--seeds 2] [--epochs 27] [--random 9] [--halving 27 81]
 
-Needs keras-tuner (pip install 'hpcjobs[bench]'). Everything runs one training at a time in one process, so
-the wall times compare the methods, not the machine's parallelism.
+The space: depth 1-3 with widths 16-256 (log-uniform), learning rate log-uniform 1e-4..1e-2, model.l2
+log-uniform 1e-6..1e-2. A grid does not apply to it (see the discrete-space table in bench/RESULTS.md).
+Search seed s: hpcjobs draws with [search] seed = s and trains with [sweep] seeds = [s] (which also splits
+the data); KerasTuner's oracle is seeded with s, Keras with keras.utils.set_random_seed(s), and it gets
+the same split of seed s. Needs keras-tuner (pip install 'hpcjobs[bench]'). Everything runs one training at
+a time in one process, so the wall times compare the methods, not the machine's parallelism.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,9 +31,7 @@ from hpcjobs import backends, layout, manifest, search
 from hpcjobs import sweep as sweeps
 from hpcjobs.promote import promote
 
-HIDDEN = [[32], [128], [64, 32]]
-RATES = [1e-3, 3e-3]
-PENALTIES = [0.0, 1e-3]
+LAYERS, UNITS, RATES, PENALTIES = (1, 3), (16, 256), (1e-4, 1e-2), (1e-6, 1e-2)
 BASE = """\
 name = "{name}"
 [data]
@@ -39,37 +43,33 @@ metrics = ["categorical_accuracy"]
 [slurm]
 trials_per_gpu = 1
 runs_per_task = 1000
-"""
-GRID = """\
-[sweep]
-"model.hidden" = {hidden}
-"train.learning_rate" = {rates}
-"model.l2" = {penalties}
-seeds = {seeds}
-"""
-SPACE = """\
 [space]
-"model.hidden" = {{ choice = {hidden} }}
-"train.learning_rate" = {{ choice = {rates} }}
-"model.l2" = {{ choice = {penalties} }}
+"model.hidden" = {{ layers = [{layers[0]}, {layers[1]}], units = [{units[0]}, {units[1]}] }}
+"train.learning_rate" = {{ log_uniform = [{rates[0]}, {rates[1]}] }}
+"model.l2" = {{ log_uniform = [{penalties[0]}, {penalties[1]}] }}
 [sweep]
-seeds = {seeds}
+seeds = [{seed}]
+[search]
+seed = {seed}
+configurations = {configurations}
 """
 
 
-def sweep_text(name: str, method: str, epochs: int, seeds: list[int], configurations: int) -> str:
-    values = {"hidden": HIDDEN, "rates": RATES, "penalties": PENALTIES, "seeds": seeds}
-    text = BASE.format(name=name, epochs=epochs)
-    if method == "grid":
-        return text + GRID.format(**values)
+def sweep_text(name: str, method: str, epochs: int, seed: int, configurations: int) -> str:
+    text = BASE.format(
+        name=name,
+        epochs=epochs,
+        seed=seed,
+        configurations=configurations,
+        layers=LAYERS,
+        units=UNITS,
+        rates=RATES,
+        penalties=PENALTIES,
+    )
     if method == "random":
-        return (
-            text
-            + f'[search]\nmethod = "random"\nconfigurations = {configurations}\n'
-            + SPACE.format(**values)
-        )
-    # Halving over the grid's own configurations: the same candidates, a fraction of the epochs.
-    return text + '[search]\nmethod = "halving"\nmin_epochs = 3\neta = 3\n' + GRID.format(**values)
+        return text + 'method = "random"\n'
+    # Hyperband's most aggressive bracket for 27 epochs and factor 3 when configurations = 27: 1, 3, 9, 27.
+    return text + 'method = "halving"\nmin_epochs = 1\neta = 3\n'
 
 
 def run_hpcjobs(root: Path, name: str, text: str) -> dict[str, Any]:
@@ -106,22 +106,22 @@ def run_hpcjobs(root: Path, name: str, text: str) -> dict[str, Any]:
 EPOCHS_SEEN = [0]  # KerasTuner deep-copies callbacks per trial: the count lives outside them
 
 
-def run_keras_tuner(root: Path, epochs: int) -> dict[str, Any]:
+def run_keras_tuner(root: Path, epochs: int, seed: int) -> dict[str, Any]:
     import keras
     import keras_tuner as kt
 
-    from hpcjobs import data, models
+    from hpcjobs import data, train
 
     x, y = data.load("digits")
-    parts = data.split(x, y, 0.2, 0.1, seed=0)
-    y_train, y_val, y_test = (models.one_hot(v, 10) for v in (parts.y_train, parts.y_val, parts.y_test))
-    labels = ["x".join(map(str, h)) for h in HIDDEN]
+    parts = data.split(x, y, 0.2, 0.1, seed=seed)
+    y_train, y_val, y_test = (train.one_hot(v, 10) for v in (parts.y_train, parts.y_val, parts.y_test))
 
     def build(hp: Any) -> Any:
-        hidden = [int(u) for u in hp.Choice("hidden", labels).split("x")]
-        model = models.build_model(64, 10, hidden, "relu", 0.0, l2=hp.Choice("l2", PENALTIES))
+        depth = hp.Int("layers", *LAYERS)
+        hidden = [hp.Int(f"units_{i}", *UNITS, sampling="log") for i in range(depth)]
+        model = train.build_model(64, 10, hidden, "relu", 0.0, l2=hp.Float("l2", *PENALTIES, sampling="log"))
         model.compile(
-            optimizer=keras.optimizers.Adam(hp.Choice("learning_rate", RATES)),
+            optimizer=keras.optimizers.Adam(hp.Float("learning_rate", *RATES, sampling="log")),
             loss="categorical_crossentropy",
             metrics=["categorical_accuracy"],
         )
@@ -133,17 +133,21 @@ def run_keras_tuner(root: Path, epochs: int) -> dict[str, Any]:
 
     # Without a TensorBoard callback this hook only imports tensorboard, which tensorflow-cpu does not bring.
     kt.Tuner._configure_tensorboard_dir = lambda self, callbacks, trial, execution=0: None
+    keras.utils.set_random_seed(seed)
     tuner = kt.Hyperband(
         build,
         objective=kt.Objective("val_categorical_accuracy", "max"),
         max_epochs=epochs,
         factor=3,
         hyperband_iterations=1,
-        seed=0,
+        seed=seed,
         directory=str(root / "kt"),
-        project_name="digits",
+        project_name=f"digits-{seed}",
     )
+    EPOCHS_SEEN[0] = 0
     clock = time.perf_counter()
+    # A trial promoted to the next round of a bracket loads its predecessor's best-epoch checkpoint and
+    # fits from tuner/initial_epoch to tuner/epochs: Count sees only the epochs it trains.
     tuner.search(
         parts.x_train,
         y_train,
@@ -153,15 +157,23 @@ def run_keras_tuner(root: Path, epochs: int) -> dict[str, Any]:
         verbose=0,
     )
     wall = time.perf_counter() - clock
-    best_hp = tuner.get_best_hyperparameters(1)[0]
-    model = tuner.get_best_models(1)[0]
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    hp = best_trial.hyperparameters.values
+    hidden = "x".join(str(hp[f"units_{i}"]) for i in range(hp["layers"]))
+    model = tuner.get_best_models(1)[0]  # the weights of its best epoch
     test = model.evaluate(parts.x_test, y_test, verbose=0, return_dict=True)["categorical_accuracy"]
-    trials = tuner.oracle.get_best_trials(1)
+    trials = tuner.oracle.trials.values()
+    drawn = {
+        tuple(sorted((k, v) for k, v in t.hyperparameters.values.items() if not k.startswith("tuner/")))
+        for t in trials
+    }
     return {
         "method": "keras-tuner hyperband",
-        "configurations": len(tuner.oracle.trials),
-        "best": f"hidden-{best_hp['hidden']}__learning_rate-{best_hp['learning_rate']}__l2-{best_hp['l2']}",
-        "val": trials[0].score,
+        "configurations": len(drawn),
+        "trials": len(trials),
+        "best": f"hidden-{hidden}__learning_rate-{hp['learning_rate']:.3g}__l2-{hp['l2']:.3g}"
+        f" (epochs {hp['tuner/epochs']})",
+        "val": best_trial.score,
         "test": float(test),
         "epochs": EPOCHS_SEEN[0],
         "wall": wall,
@@ -170,33 +182,47 @@ def run_keras_tuner(root: Path, epochs: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=2, help="search seeds: each method runs once per seed")
     parser.add_argument("--epochs", type=int, default=27)
-    parser.add_argument("--configurations", type=int, default=4, help="random search draws")
+    parser.add_argument("--random", type=int, default=9, help="random search draws")
+    parser.add_argument("--halving", type=int, nargs="*", default=[27, 81], help="halving configurations")
+    parser.add_argument("--no-keras-tuner", action="store_true")
     args = parser.parse_args()
-    seeds = list(range(args.seeds))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for method in ("grid", "random", "halving"):
-            text = sweep_text(method, method, args.epochs, seeds, args.configurations)
-            rows.append(run_hpcjobs(root, method, text))
-            print(rows[-1], flush=True)
-        rows.append(run_keras_tuner(root, args.epochs))
-        print(rows[-1], flush=True)
-    grid = rows[0]
-    print(f"\n{platform.node()}, {os.cpu_count()} CPUs; seeds {seeds}, up to {args.epochs} epochs, digits\n")
+        for seed in range(args.seeds):
+            methods = [("random", args.random)] + [("halving", n) for n in args.halving]
+            for method, n in methods:
+                name = f"{method}-{n}-s{seed}"
+                text = sweep_text(name, method, args.epochs, seed, n)
+                rows.append({"seed": seed, **run_hpcjobs(root, f"{method} {n}", text)})
+                rows[-1]["method"] = f"{method} ({n})"
+                print(rows[-1], flush=True)
+            if not args.no_keras_tuner:
+                rows.append({"seed": seed, **run_keras_tuner(root, args.epochs, seed)})
+                print(rows[-1], flush=True)
     print(
-        "| method | configurations | best configuration | its val acc | its test acc "
-        "| Δ test vs grid (points) | epochs trained | epochs / grid's | wall s |"
+        f"\n{platform.node()}, {os.cpu_count()} CPUs; up to {args.epochs} epochs per configuration, digits\n"
     )
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| method | seed | configurations | best configuration | its val acc | its test acc "
+        "| epochs trained | wall s |"
+    )
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['method']} | {r['configurations']} | {r['best']} | {r['val']:.4f} | {r['test']:.4f} "
-            f"| {100 * (r['test'] - grid['test']):+.2f} | {r['epochs']:,} "
-            f"| {r['epochs'] / grid['epochs']:.2f} | {r['wall']:.0f} |"
+            f"| {r['method']} | {r['seed']} | {r['configurations']} | {r['best']} | {r['val']:.4f} "
+            f"| {r['test']:.4f} | {r['epochs']:,} | {r['wall']:.0f} |"
         )
+    print("\nmean over seeds:\n\n| method | its test acc | epochs trained | wall s |")
+    print("|---|---:|---:|---:|")
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        test = statistics.fmean(r["test"] for r in mine)
+        epochs = statistics.fmean(r["epochs"] for r in mine)
+        wall = statistics.fmean(r["wall"] for r in mine)
+        print(f"| {method} | {test:.4f} | {epochs:,.0f} | {wall:.0f} |")
 
 
 if __name__ == "__main__":
