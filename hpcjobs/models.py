@@ -126,6 +126,8 @@ class CompiledModels:
         for target, start in zip(model.optimizer.variables, self.optimizer_start, strict=True):
             target.assign(start)
         model.optimizer.learning_rate = train.learning_rate
+        # The epoch an earlier run resumed at (EpochBackup): fit() would start this run there.
+        model._initial_epoch = None
         return model
 
 

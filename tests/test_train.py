@@ -274,6 +274,22 @@ def test_a_backup_in_keras_format_from_an_earlier_hpcjobs_is_restored(train, mod
     assert restored._initial_epoch == 2
 
 
+def test_a_run_after_a_resumed_run_of_its_program_trains_from_epoch_0(train, tmp_path, source):
+    """A halving rung continues a run from its backup in the process that keeps the compiled model; the
+    next run of that program must not start at the epoch the previous one resumed at."""
+    sweep, first = make_run(tmp_path / "sweep", source, run_id="a", epochs=1)
+    config = read_json(sweep.config(first))
+    write_json(sweep.config(first), {**config, "keep_backup": True})
+    train.train_run(sweep, first)
+    longer = {**config, "keep_backup": True, "train": {**config["train"], "epochs": 3}}
+    write_json(sweep.config(first), longer)
+    assert train.train_run(sweep, first)["epochs_done"] == 3  # continued from its backup at epoch 1
+    _, second = make_run(tmp_path / "sweep", source, run_id="b", epochs=1)
+    result = train.train_run(sweep, second)
+    assert result["reused_model"] and result["status"] == "COMPLETED"
+    assert list(pd.read_csv(sweep.history(second))["epoch"]) == [0]
+
+
 def test_backend_mismatch_is_refused(train, tmp_path, source):
     sweep, run_id = make_run(tmp_path / "sweep", source)
     config = read_json(sweep.config(run_id))
