@@ -137,17 +137,25 @@ def _ours(sub: Submission) -> bool:
     return sub.process_start in ("", start)  # "": recorded before hpcjobs kept start times
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def _controllers_in_own_session(extra_env: dict[str, str]) -> Iterator[None]:
     """submitit starts each local controller in our process group, so the Ctrl-C that stops
     `submit --wait` would stop the trainings too. In their own session they run on, as sbatch jobs would.
     submitit has no option for it: its module's view of `subprocess` is swapped for the call. The
-    controllers' environment gets `extra_env` on top of the one submitit gives them."""
+    controllers' environment gets `extra_env` on top of the one submitit gives them. SIGINT, which `cancel`
+    sends them, is theirs to handle even when `submit` ran in the background of a script (`&` makes a shell
+    ignore it, and children inherit that)."""
     from submitit.local import local
 
     def popen(command: Any, env: dict[str, str] | None = None, **kwargs: Any) -> Any:
         merged = {**(os.environ if env is None else env), **extra_env}
-        return subprocess.Popen(command, env=merged, start_new_session=True, **kwargs)
+        return subprocess.Popen(
+            command, env=merged, start_new_session=True, preexec_fn=_default_sigint, **kwargs
+        )
 
     shim = types.SimpleNamespace(**vars(subprocess))
     shim.Popen = popen

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -67,17 +68,22 @@ def test_same_name_with_other_settings_is_refused(tmp_path: Path) -> None:
     assert sorted(p.name for p in (results / "s").rglob("*")) == before
 
 
-def test_cancel_stops_local_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sigint", [signal.default_int_handler, signal.SIG_IGN], ids=["default", "ignored"])
+def test_cancel_stops_local_workers(tmp_path: Path, sigint: object) -> None:
+    """Also when `submit` ran in the background of a script, where the shell makes it ignore SIGINT."""
     from hpcjobs import backends, layout, status
 
     sweep_file = tmp_path / "long.toml"
     sweep_file.write_text('name = "long"\n[data]\nsource = "moons"\n[train]\nepochs = 1000\n')
     runner = CliRunner()
     results = str(tmp_path / "results")
-    assert (
-        runner.invoke(cli, ["submit", str(sweep_file), "--executor", "local", "--results", results]).exit_code
-        == 0
-    )
+    previous = signal.signal(signal.SIGINT, sigint)
+    try:
+        submit = ["submit", str(sweep_file), "--executor", "local", "--results", results]
+        submitted = runner.invoke(cli, submit)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert submitted.exit_code == 0
     sweep = layout.sweep_dir("long", results)
     deadline = time.monotonic() + 120
     while status.gather(sweep, backends.for_executor).runs[0].epochs_done < 2:
