@@ -7,6 +7,7 @@ keeps the model). Exceptions propagate on purpose: the worker that calls train_r
 from __future__ import annotations
 
 import functools
+import io
 import math
 import os
 import time
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from hpcjobs import data, scores
-from hpcjobs.layout import SweepDir, read_config, read_json, write_json
+from hpcjobs.layout import SweepDir, read_config, read_json, write_bytes, write_json
 from hpcjobs.models import MODELS, build_model, one_hot, probe_device, seed_everything, versions
 from hpcjobs.plan import (
     Timing,
@@ -300,11 +301,9 @@ class EpochBackup(keras.callbacks.BackupAndRestore):  # type: ignore[misc]
 
     def _save_model(self) -> None:
         # Variables first, then the epoch: a kill between the two redoes one epoch, it never loses one.
-        os.makedirs(self.backup_dir, exist_ok=True)
-        partial = os.path.join(self.backup_dir, "partial.npz")
-        with open(partial, "wb") as file:
-            np.savez(file, *self.values())
-        os.replace(partial, self.archive())
+        archive = io.BytesIO()
+        np.savez(archive, *self.values())
+        write_bytes(Path(self.archive()), archive.getvalue())
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
         write_json(Path(self._training_metadata_path), metadata)
 
