@@ -34,7 +34,7 @@ class SpaceError(ValueError):
 
 
 class SettingLike(Protocol):
-    """What a space needs to know of a setting of spec.SCHEMA."""
+    """What a space needs to know of a setting of schema.SCHEMA."""
 
     @property
     def default(self) -> Any: ...

@@ -1,4 +1,5 @@
-"""The sweep file: its schema, its validation, and its expansion into runs.
+"""The sweep file read into a Spec: each key checked against schema.py, the sections checked against each
+other, and the Spec expanded into runs.
 
 Pure functions on plain data; the only I/O is reading the TOML text in `load_spec`.
 """
@@ -11,13 +12,25 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .plan import backend_runs
-from .settings import DataSettings, ModelSettings, Run, Settings, SlurmSettings, Table, TrainSettings
+from .schema import (
+    BACKENDS,
+    DATASETS,
+    DEFAULT_MAX_RUNS,
+    NAME_RE,
+    REQUIRED,
+    SCHEMA,
+    SWEEPABLE,
+    TOP_LEVEL,
+    int_at_least,
+    is_int,
+)
+from .settings import Run, Settings, SlurmSettings, TrainSettings
 from .space import Dist, Search, SpaceError, check_draws, draw, parse_search, parse_space
 from .vocab import InputError, did_you_mean
 
@@ -26,152 +39,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DATASETS = ("moons", "digits", "mnist", "fashion_mnist", "mnist5k")
-SCALES = ("standard", "none")
-BACKENDS = ("tensorflow", "jax", "torch")
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "swish", "linear", "leaky_relu")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad")
-METRICS = (
-    "categorical_accuracy",
-    "accuracy",
-    "mean_squared_error",
-    "mean_absolute_error",
-    "categorical_crossentropy",
-    "top_k_categorical_accuracy",
-    "auc",
-)
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-POPULATION_MODES = ("auto", "off")
-GPU_REQUESTS = ("gpus-per-node", "gres", "gpus")
-NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-TIME_RE = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
-DEFAULT_MAX_RUNS = 10_000
-
 
 class SpecError(InputError, ValueError):
     """A sweep file that cannot be used; the message is one line for the user."""
-
-
-REQUIRED = object()
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One key of the sweep file: how to check a value, and its default (settings.py's)."""
-
-    kind: str  # human-readable expected type, used in messages
-    check: Callable[[Any], bool]
-    sweepable: bool = True
-    default: Any = REQUIRED
-
-
-def _table(table: type[Table], **checks: Setting) -> dict[str, Setting]:
-    """A table's keys in its dataclass's order, each checked as given and defaulting as the dataclass says."""
-    found = dataclasses.fields(table)  # type: ignore[arg-type]
-    defaults = {f.name: REQUIRED if f.default is dataclasses.MISSING else f.default for f in found}
-    if list(checks) != list(defaults):
-        raise TypeError(f"{table.__name__}: expected checks for {list(defaults)}. Received: {list(checks)}")
-    return {name: dataclasses.replace(check, default=defaults[name]) for name, check in checks.items()}
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
-
-
-def _int_at_least(lo: int) -> Callable[[Any], bool]:
-    return lambda v: _is_int(v) and v >= lo
-
-
-def _one_of(choices: Iterable[str]) -> Callable[[Any], bool]:
-    options = tuple(choices)
-    return lambda v: isinstance(v, str) and v in options
-
-
-def _fraction(v: Any) -> bool:
-    return _is_num(v) and 0 <= v < 1
-
-
-def _hidden(v: Any) -> bool:
-    return isinstance(v, list) and len(v) >= 1 and all(_is_int(u) and u >= 1 for u in v)
-
-
-def _metrics(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(m, str) and m in METRICS for m in v)
-
-
-def _str_list(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(s, str) for s in v)
-
-
-def _auto_or_int(v: Any) -> bool:
-    return v == "auto" or _int_at_least(1)(v)
-
-
-def _opt_str(v: Any) -> bool:
-    return isinstance(v, str)
-
-
-def _source(v: Any) -> bool:
-    """A built-in dataset, or a file whose kind the name says (the file itself is read at submit)."""
-    return isinstance(v, str) and (v in DATASETS or Path(v).suffix.lower() in (".npz", ".csv"))
-
-
-SCHEMA: dict[str, dict[str, Setting]] = {
-    "data": _table(
-        DataSettings,
-        source=Setting(
-            f"one of {', '.join(DATASETS)} or a path to a .npz/.csv file (relative to the sweep file)",
-            _source,
-        ),
-        test_fraction=Setting("a number in (0, 1)", lambda v: _fraction(v) and v > 0),
-        validation_fraction=Setting("a number in (0, 1)", lambda v: _fraction(v) and v > 0),
-        scale=Setting(f"one of {', '.join(SCALES)}", _one_of(SCALES)),
-    ),
-    "model": _table(
-        ModelSettings,
-        hidden=Setting("a non-empty list of positive integers (units per layer)", _hidden),
-        activation=Setting(f"one of {', '.join(ACTIVATIONS)}", _one_of(ACTIVATIONS)),
-        dropout=Setting("a number in [0, 1)", _fraction),
-        l2=Setting("a number ≥ 0", lambda v: _is_num(v) and v >= 0),
-    ),
-    "train": _table(
-        TrainSettings,
-        epochs=Setting("an integer ≥ 1", _int_at_least(1)),
-        batch_size=Setting("an integer ≥ 1", _int_at_least(1)),
-        optimizer=Setting(f"one of {', '.join(OPTIMIZERS)}", _one_of(OPTIMIZERS)),
-        learning_rate=Setting("a number > 0", lambda v: _is_num(v) and v > 0),
-        metrics=Setting(f"a list drawn from {', '.join(METRICS)}", _metrics),
-        precision=Setting(f"one of {', '.join(PRECISIONS)}", _one_of(PRECISIONS)),
-        early_stopping_patience=Setting("an integer ≥ 0 (0 = off)", _int_at_least(0)),
-        steps_per_execution=Setting('an integer ≥ 1 or "auto"', _auto_or_int),
-        population=Setting('one of "auto", "off"', _one_of(POPULATION_MODES), False),
-    ),
-    "slurm": _table(
-        SlurmSettings,
-        partition=Setting("a partition name (empty: the cluster's default)", _opt_str, False),
-        time=Setting(
-            "a Slurm time such as 00:20:00 or 1-00:00:00",
-            lambda v: isinstance(v, str) and bool(TIME_RE.match(v)),
-            False,
-        ),
-        gpus_per_task=Setting("an integer ≥ 0", _int_at_least(0), False),
-        gpu_request=Setting(f"one of {', '.join(GPU_REQUESTS)}", _one_of(GPU_REQUESTS), False),
-        cpus_per_task=Setting("an integer ≥ 1", _int_at_least(1), False),
-        mem_gb=Setting("a number > 0", lambda v: _is_num(v) and v > 0, False),
-        array_parallelism=Setting("an integer ≥ 1", _int_at_least(1), False),
-        trials_per_gpu=Setting('an integer ≥ 1 or "auto"', _auto_or_int, False),
-        runs_per_task=Setting('an integer ≥ 1 or "auto"', _auto_or_int, False),
-        account=Setting("an account name", _opt_str, False),
-        qos=Setting("a QOS name", _opt_str, False),
-        constraint=Setting("a node feature constraint", _opt_str, False),
-        additional=Setting('a list of extra sbatch options such as "--mail-type=END"', _str_list, False),
-    ),
-}
-TOP_LEVEL = ("name", "backend", "max_runs", *SCHEMA, "sweep", "search", "space")
 
 
 @dataclass(frozen=True)
@@ -213,7 +83,7 @@ def _hint(key: str, given: Any, choices: Any = None) -> str:
     """What was probably meant: the dataset a typo is close to; [[64, 32]] for a flat list of layers."""
     if key.endswith("source") and isinstance(given, str):
         return did_you_mean(given, DATASETS)
-    if key.endswith('"model.hidden"') and isinstance(choices, list) and all(_is_int(c) for c in choices):
+    if key.endswith('"model.hidden"') and isinstance(choices, list) and all(is_int(c) for c in choices):
         return (
             f": each choice is a list of layers, so {json.dumps(choices)} is written {json.dumps([choices])}"
             f" (one architecture) or {json.dumps([[c] for c in choices])} (one layer each)"
@@ -235,7 +105,7 @@ def parse_spec(doc: dict[str, Any], where: str = "sweep file", base: Path | None
     if backend not in BACKENDS:
         raise _fail(where, "backend", backend, f"one of {', '.join(BACKENDS)}")
     max_runs = doc.get("max_runs", DEFAULT_MAX_RUNS)
-    if not _int_at_least(1)(max_runs):
+    if not int_at_least(1)(max_runs):
         raise _fail(where, "max_runs", max_runs, "an integer ≥ 1")
 
     tables = {section: _parse_table(doc, section, where) for section in SCHEMA}
@@ -283,11 +153,10 @@ def _parse_search(
     doc: dict[str, Any], train: TrainSettings, axes: dict[str, list[Any]], where: str
 ) -> tuple[Search, dict[str, Dist]]:
     """[search] and [space], checked against each other and the grid axes."""
-    searchable = {f"{s}.{k}": v for s, keys in SCHEMA.items() for k, v in keys.items() if v.sweepable}
     patience = max(axes.get("train.early_stopping_patience", [train.early_stopping_patience]))
     try:
         search = parse_search(doc.get("search", {}), train.epochs)
-        space = parse_space(doc.get("space", {}), searchable)
+        space = parse_space(doc.get("space", {}), SWEEPABLE)
         check_draws(search, space, list(axes), patience > 0)
         return search, space
     except SpaceError as exc:
@@ -328,7 +197,6 @@ def _parse_table(doc: dict[str, Any], section: str, where: str) -> dict[str, Any
 def _parse_sweep(table: Any, where: str) -> tuple[dict[str, list[Any]], list[int]]:
     if not isinstance(table, dict):
         raise _fail(where, "sweep", table, "a table [sweep] of dotted keys to lists of choices")
-    sweepable = [f"{s}.{k}" for s, keys in SCHEMA.items() for k, v in keys.items() if v.sweepable]
     axes: dict[str, list[Any]] = {}
     seeds = [0]
     for key, choices in table.items():
@@ -337,19 +205,18 @@ def _parse_sweep(table: Any, where: str) -> tuple[dict[str, list[Any]], list[int
             if not (
                 isinstance(choices, list)
                 and choices
-                and all(_int_at_least(0)(s) and s < 2**32 for s in choices)
+                and all(int_at_least(0)(s) and s < 2**32 for s in choices)
             ):
                 raise _fail(where, "sweep.seeds", choices, "a non-empty list of integers 0 ≤ seed < 2**32")
             if len(set(choices)) != len(choices):
                 raise _fail(where, "sweep.seeds", choices, "distinct seeds")
             seeds = list(choices)
             continue
-        if key not in sweepable:
-            raise _typo(where, f'sweep."{key}"', ["seeds", *sweepable])
+        if key not in SWEEPABLE:
+            raise _typo(where, f'sweep."{key}"', ["seeds", *SWEEPABLE])
         if not isinstance(choices, list) or not choices:
             raise _fail(where, f'sweep."{key}"', choices, "a non-empty list of choices")
-        section, field = key.split(".")
-        setting = SCHEMA[section][field]
+        setting = SWEEPABLE[key]
         for choice in choices:
             if not setting.check(choice):
                 hint = _hint(f'sweep."{key}"', choice, choices)

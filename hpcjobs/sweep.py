@@ -17,8 +17,9 @@ from .manifest import Manifest
 from .plan import mlp_params
 from .results import recorded_status
 from .scheduler import Backend
+from .schema import DATASETS
 from .settings import Run, SlurmSettings
-from .spec import DATASETS, Spec, data_sources, expand, load_spec
+from .spec import Spec, data_sources, expand, load_spec
 from .vocab import ACTIVE, FINISHED, RETRYABLE, RunState, Submission
 
 

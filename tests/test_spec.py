@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hpcjobs.schema import ACTIVATIONS
 from hpcjobs.settings import Run
-from hpcjobs.spec import ACTIVATIONS, Spec, SpecError, expand, load_spec, parse_spec
+from hpcjobs.spec import Spec, SpecError, expand, load_spec, parse_spec
 
 from .conftest import EXAMPLES
 
