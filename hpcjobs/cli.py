@@ -1,74 +1,20 @@
-"""The hpcjobs command line: each command parses, calls one library function, renders.
-
-Library errors become one line on stderr: exit 2 for bad input, 1 for a scheduler that cannot be reached.
-Login-node commands (status, collect) import neither TensorFlow nor Keras; status not even pandas.
+"""The hpcjobs command line: each command parses, calls one library function, renders; clikit.py holds the
+options they share, the one-line errors and the output. Login-node commands (status, collect) import neither
+TensorFlow nor Keras; status not even pandas.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 
-from . import backends, layout, locks, render, status, watching
+from . import backends, clikit, layout, render, status, watching, worker
+from . import promote as promoting
 from . import sweep as sweeps
-from .scheduler import BackendError
-from .vocab import FINISHED, InputError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class OptionError(InputError, ValueError):
-    """Options that do not go together; one line like every other input error."""
-
-
-# Piped output (files, CI logs, README transcripts) gets room for whole tables instead of 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 160)
-
-
-def handle_errors(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (BackendError, locks.Busy) as exc:
-            click.echo(f"hpcjobs: error: {exc}", err=True)
-            sys.exit(1)
-        except OSError as exc:  # a full disk, a folder we may not write: which file, and why
-            click.echo(f"hpcjobs: error: {_os_error(exc)}", err=True)
-            sys.exit(1)
-        except InputError as exc:
-            click.echo(f"hpcjobs: error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _os_error(exc: OSError) -> str:
-    return f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
-
-
-results_option = click.option(
-    "--results",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Results folder (default: $HPCJOBS_RESULTS, else ./results).",
-)
-
-# resubmit and promote go on where the sweep was last submitted unless told otherwise.
-last_executor_option = click.option(
-    "--executor",
-    type=click.Choice(["slurm", "local"]),
-    default=None,
-    help="Default: the executor of the last submission.",
-)
+from .vocab import FINISHED
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,17 +31,7 @@ def cli() -> None:
 
 
 def _watch(sweep: layout.SweepDir, interval: float, max_interval: float) -> None:
-    watching.progress(out, watching.poll(sweep, backends.for_executor, interval, max_interval))
-
-
-def _width(wide: bool) -> int | None:
-    """The terminal's width; None (every column) with --wide or into a file or pipe."""
-    return None if wide or not out.is_terminal else out.width
-
-
-wide_option = click.option(
-    "--wide", is_flag=True, help="Every column, whole, however wide (default: fit the terminal)."
-)
+    watching.progress(clikit.out, watching.poll(sweep, backends.for_executor, interval, max_interval))
 
 
 @cli.command()
@@ -107,10 +43,10 @@ wide_option = click.option(
     show_default=True,
     help="auto: Slurm where sbatch exists, else this machine.",
 )
-@results_option
+@clikit.results_option
 @click.option("--dry-run", is_flag=True, help="Print the runs (and sbatch scripts) without submitting.")
 @click.option("--wait", is_flag=True, help="Block with a progress bar until every run has ended.")
-@handle_errors
+@clikit.handle_errors
 def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool, wait: bool) -> None:
     """Validate a sweep file, write its results folder and submit its runs.
 
@@ -123,32 +59,36 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
     outcome = sweeps.submit(sweep_file, results, backend, backends.for_executor, dry_run=dry_run)
     name, todo = outcome.sweep.name, outcome.to_submit
     plan = render.packing_plan(outcome.tasks, outcome.settings.parallel, backend.name)
-    why = ", ".join(f"{state} {n}" for state, n in outcome.states.items())
     if dry_run:
         for script in outcome.scripts:
             click.echo(script)
-        if todo:
-            click.echo(f"{name}: would submit {plan} (dry run: nothing written or submitted)")
-        else:
-            click.echo(f"{name}: nothing to submit: every run is finished or in flight ({why})")
+    if not todo:
+        why = ", ".join(f"{state} {n}" for state, n in outcome.states.items())
+        where = "" if dry_run else f": {outcome.sweep.root}"
+        click.echo(f"{name}: nothing to submit: every run is finished or in flight ({why}){where}")
+    elif dry_run:
+        click.echo(f"{name}: would submit {plan} (dry run: nothing written or submitted)")
         for run_id in todo:
             click.echo(f"  {run_id}")
-        return
-    if not todo:
-        click.echo(
-            f"{name}: nothing to submit: every run is finished or in flight ({why}): {outcome.sweep.root}"
-        )
     else:
         jobs = ", ".join(s.job_id for s in outcome.submissions)
         click.echo(f"{name}: submitted {plan} (jobs {jobs}) into {outcome.sweep.root}")
-    _warn(outcome.warning)
+    if dry_run:
+        return
+    clikit.warn(outcome.warning)
     if wait:
         # Local runs are read from disk, every second: backing off, as for a controller, kept --wait up to
         # 20 s past the end of a minute-long sweep.
         interval, most = (1.0, 1.0) if backend.name == "local" else (5.0, 30.0)
         try:
             _watch(outcome.sweep, interval, most)
-            _drive(outcome.sweep, interval, most)
+            # A halving search: on Slurm the dependent jobs promote too (the sweep lock makes them take
+            # turns); on the local executor nothing else would.
+            for promotion in promoting.drive(
+                outcome.sweep, backends.for_executor, lambda: _watch(outcome.sweep, interval, most)
+            ):
+                click.echo(f"{name}: {promotion.decision.reason}")
+                clikit.warn(promotion.warning)
         except KeyboardInterrupt:
             where = f" --results {results}" if results else ""
             click.echo(
@@ -159,28 +99,11 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
             sys.exit(130)
 
 
-def _drive(sweep: layout.SweepDir, interval: float, most: float) -> None:
-    """A halving search: promote each rung as it ends, until the search does. On Slurm the dependent jobs
-    do the same (the sweep lock makes the two take turns); on the local executor nothing else would."""
-    from . import promote as promoting
-    from . import search
-
-    if search.read(sweep) is None:
-        return
-    while True:
-        promotion = promoting.promote(sweep, backends.for_executor)
-        click.echo(f"{sweep.name}: {promotion.decision.reason}")
-        _warn(promotion.warning)
-        if promotion.ended or promotion.decision.kind == "stalled":
-            return
-        _watch(sweep, interval, most)
-
-
 @cli.command()
 @click.argument("name")
-@results_option
-@last_executor_option
-@handle_errors
+@clikit.results_option
+@clikit.last_executor_option
+@clikit.handle_errors
 def promote(name: str, results: Path | None, executor: str | None) -> None:
     """Advance a halving search: rank the rung that ended, stop the runs below the cut, submit the rest
     to continue from their backups.
@@ -192,28 +115,21 @@ def promote(name: str, results: Path | None, executor: str | None) -> None:
     Example:
       hpcjobs promote mnist-quest
     """
-    from . import promote as promoting
-
     promotion = promoting.promote(layout.sweep_dir(name, results), backends.for_executor, executor)
     jobs = ", ".join(s.job_id for s in promotion.submissions)
     click.echo(f"{name}: {promotion.decision.reason}" + (f" (jobs {jobs})" if jobs else ""))
-    _warn(promotion.warning)
-
-
-def _warn(warning: str) -> None:
-    if warning:
-        click.echo(f"hpcjobs: warning: {warning}", err=True)
+    clikit.warn(promotion.warning)
 
 
 @cli.command("status")
 @click.argument("name", required=False)
-@results_option
+@clikit.results_option
 @click.option("--watch", is_flag=True, help="Refresh in place until every run has ended.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
     "--all", "show_all", is_flag=True, help="List every run (default: at most 50, most urgent first)."
 )
-@wide_option
+@clikit.wide_option
 @click.option(
     "--interval",
     type=float,
@@ -221,7 +137,7 @@ def _warn(warning: str) -> None:
     show_default=True,
     help="Seconds between refreshes with --watch (backs off to 60).",
 )
-@handle_errors
+@clikit.handle_errors
 def status_cmd(
     name: str | None,
     results: Path | None,
@@ -250,10 +166,9 @@ def status_cmd(
         elif not found:
             click.echo(f"no sweeps in {layout.results_root(results)}/")
         else:
-            out.print(render.sweeps_table(found))
+            clikit.out.print(render.sweeps_table(found))
         for st in found:
-            if st.warning:
-                click.echo(f"hpcjobs: warning: {st.name}: {st.warning}", err=True)
+            clikit.warn(st.warning and f"{st.name}: {st.warning}")
         if any(st.unreachable for st in found):
             sys.exit(1)  # as documented: the states shown may be stale
         return
@@ -261,29 +176,24 @@ def status_cmd(
     limit = None if show_all else 50
     if watch and not as_json:
         watching.table(
-            out, watching.poll(sweep, backends.for_executor, max(2.0, interval), 60.0), limit, wide
+            clikit.out, watching.poll(sweep, backends.for_executor, max(2.0, interval), 60.0), limit, wide
         )
         return
     st = status.gather(sweep, backends.for_executor)
     for problem in st.problems:
-        click.echo(f"hpcjobs: warning: {problem}", err=True)
+        clikit.warn(problem)
     if as_json:
         click.echo(json.dumps(st.to_json(), indent=2))
     else:
-        width = _width(wide)
-        _print(render.status_table(st, limit, width), width)
+        fit = clikit.width(wide)
+        clikit.show(render.status_table(st, limit, fit), fit)
     if st.unreachable:
         sys.exit(1)  # as documented: the states shown may be stale
 
 
-def _print(renderable: Any, width: int | None) -> None:
-    """A table fitted to `width` columns; with None, whole, however long its lines (the terminal wraps)."""
-    (out if width is not None else Console(width=render.UNLIMITED)).print(renderable)
-
-
 @cli.command()
 @click.argument("name")
-@results_option
+@clikit.results_option
 @click.option(
     "--format",
     "fmt",
@@ -319,8 +229,8 @@ def _print(renderable: Any, width: int | None) -> None:
     "metrics) instead of the summary.",
 )
 @click.option("--plot", is_flag=True, help="Also write PNG figures into the sweep's plots/ folder.")
-@wide_option
-@handle_errors
+@clikit.wide_option
+@clikit.handle_errors
 def collect(
     name: str,
     results: Path | None,
@@ -347,25 +257,13 @@ def collect(
       hpcjobs collect digits-depth --epochs --format parquet --out epochs.parquet
       hpcjobs collect digits-depth --plot
     """
-    import importlib.util
-
     from . import collect as collecting
 
-    if fmt == "parquet" and not out_file:
-        raise OptionError("--format parquet writes a binary file: expected --out FILE")
-    if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
-        raise OptionError("--format parquet needs pyarrow: pip install 'hpcjobs[parquet]'")
-    if out_file:
-        layout.check_output(out_file)
+    clikit.check_out(fmt, out_file)
     sweep = layout.sweep_dir(name, results)
-    full = collecting.collect(sweep)
-    try:
-        layout.write_text(sweep.summary_csv, full.summary.to_csv(index=False))
-    except OSError as exc:  # the table is still worth showing
-        click.echo(f"hpcjobs: warning: summary not saved: {_os_error(exc)}", err=True)
+    full, col = collecting.report(sweep, collecting.Query(where, sort, ascending, top))
     for problem in full.problems:
-        click.echo(f"hpcjobs: warning: {problem}", err=True)
-    col = collecting.select(full, collecting.Query(where, sort, ascending, top))
+        clikit.warn(problem)
     if plot:
         from . import plots
 
@@ -378,32 +276,28 @@ def collect(
         f"{sweep.name}: {len(col.summary)} of {render.plural(len(full.summary), 'configuration')}, "
         f"{render.plural(len(col.runs), 'run')}"
     )
-    if fmt == "table":
-        width = None if out_file else _width(wide)
-        if epochs:
-            table = render.epochs_table(col.epochs, title, width)
-        else:
-            best, main = collecting.best_config(col.summary), collecting.rank_column(col.summary)
-            table = render.summary_table(col.summary, title, best, main, width)
-        if not out_file:
-            _print(table, width)
-            return
-        data = render.to_text(table).encode()
+    if fmt != "table":
+        clikit.emit(
+            render.frame_bytes(col.epochs, fmt) if epochs else render.summary_bytes(col.summary, fmt),
+            out_file,
+        )
+        return
+    fit = None if out_file else clikit.width(wide)
+    if epochs:
+        table = render.epochs_table(col.epochs, title, fit)
     else:
-        data = render.frame_bytes(col.epochs, fmt) if epochs else render.summary_bytes(col.summary, fmt)
-    if out_file:
-        layout.write_bytes(out_file, data)
-    else:
-        click.echo(data.decode(), nl=False)
+        best, main = collecting.best_config(col.summary), collecting.rank_column(col.summary)
+        table = render.summary_table(col.summary, title, best, main, fit)
+    clikit.show(table, fit, out_file)
 
 
 @cli.command()
 @click.argument("name")
-@results_option
+@clikit.results_option
 @click.option("--failed", "mode", flag_value="failed", default=True, help="Runs that failed (default).")
 @click.option("--unfinished", "mode", flag_value="unfinished", help="Failed runs and runs never submitted.")
-@last_executor_option
-@handle_errors
+@clikit.last_executor_option
+@clikit.handle_errors
 def resubmit(name: str, results: Path | None, mode: str, executor: str | None) -> None:
     """Submit again only the runs that need it; twice in a row submits nothing the second time.
 
@@ -418,13 +312,13 @@ def resubmit(name: str, results: Path | None, mode: str, executor: str | None) -
     jobs = ", ".join(s.job_id for s in outcome.submissions)
     plural = render.plural(len(outcome.to_submit), "run")
     click.echo(f"{outcome.sweep.name}: resubmitted {plural} (jobs {jobs})")
-    _warn(outcome.warning)
+    clikit.warn(outcome.warning)
 
 
 @cli.command()
 @click.argument("name")
-@results_option
-@handle_errors
+@clikit.results_option
+@clikit.handle_errors
 def cancel(name: str, results: Path | None) -> None:
     """Cancel every job of a sweep that still has work to do.
 
@@ -438,7 +332,7 @@ def cancel(name: str, results: Path | None) -> None:
 
 @cli.command("fetch-data")
 @click.argument("dataset", type=click.Choice(["mnist", "fashion_mnist"]))
-@handle_errors
+@clikit.handle_errors
 def fetch_data(dataset: str) -> None:
     """Download a Keras dataset into the local cache, on a login node (compute nodes have no internet).
 
@@ -453,9 +347,9 @@ def fetch_data(dataset: str) -> None:
 
 @cli.command("export-sbatch")
 @click.argument("sweep_file", type=click.Path(path_type=Path))
-@results_option
+@clikit.results_option
 @click.option("--python", default="python3", show_default=True, help="Python on the compute nodes.")
-@handle_errors
+@clikit.handle_errors
 def export_sbatch(sweep_file: Path, results: Path | None, python: str) -> None:
     """Write the sweep folder and a plain sbatch array script (no pickles), to submit by hand.
 
@@ -472,7 +366,7 @@ def export_sbatch(sweep_file: Path, results: Path | None, python: str) -> None:
 @click.argument("sweep_dir", type=click.Path(path_type=Path))
 @click.argument("run_ids", nargs=-1)
 @click.option("--index", type=int, help="Train the sweep's run number INDEX (an array task id).")
-@handle_errors
+@clikit.handle_errors
 def run_cmd(sweep_dir: Path, run_ids: tuple[str, ...], index: int | None) -> None:
     """Train runs of a sweep folder in this process (what a compute-node task does).
 
@@ -481,17 +375,9 @@ def run_cmd(sweep_dir: Path, run_ids: tuple[str, ...], index: int | None) -> Non
       hpcjobs run results/moons hidden-3x5__seed-0
       hpcjobs run results/moons --index "$SLURM_ARRAY_TASK_ID"
     """
-    from .worker import Task, requeue_on_time_limit
-
-    if "SLURM_JOB_ID" in os.environ:
-        requeue_on_time_limit()
-    sweep = layout.sweep_dir(sweep_dir)
-    if index is not None:
-        run_ids = (*run_ids, sweeps.run_at(sweep, index))
-    if not run_ids:
+    if not run_ids and index is None:
         raise click.UsageError("give RUN_IDS or --index")
-    sweeps.check_run_ids(sweep, run_ids)
-    outcomes = Task(str(sweep.root), run_ids)()
+    outcomes = worker.run_here(layout.sweep_dir(sweep_dir), run_ids, index)
     for run_id, state in outcomes.items():
         click.echo(f"{run_id}: {state}")
     if any(s not in FINISHED for s in outcomes.values()):

@@ -11,7 +11,7 @@ import contextlib
 import gc
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -365,3 +365,14 @@ def collect(sweep: layout.SweepDir) -> Collection:
     if "rung" in summary:
         summary = by_rung(summary)
     return Collection(runs, with_settings(epochs, runs) if len(runs) else epochs, summary, ordered)
+
+
+def report(sweep: layout.SweepDir, query: Query) -> tuple[Collection, Collection]:
+    """Every run collected, the full summary saved to the sweep's summary.csv, and what `query` chooses. A
+    summary that cannot be saved is one more problem: the tables are still worth showing."""
+    full = collect(sweep)
+    try:
+        layout.write_text(sweep.summary_csv, full.summary.to_csv(index=False))
+    except OSError as exc:  # layout's write names the file
+        full = replace(full, problems=[f"summary not saved: {exc.filename}: {exc.strerror}", *full.problems])
+    return full, select(full, query)

@@ -9,7 +9,7 @@ while it has no jobs, so a promote interrupted in between is finished by the nex
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,21 @@ def promote(
         state.rungs.append(Rung(state.epochs[len(state.rungs)], decision.survivors))
         search.write(sweep, state)
         return Promotion(decision, *_submit(sweep, state, backend, man))
+
+
+def drive(
+    sweep: layout.SweepDir, backend_for: Callable[[str], Backend], wait: Callable[[], None]
+) -> Iterator[Promotion]:
+    """Promote rung after rung until the search ends or stalls; `wait` returns once the runs submitted last
+    have ended. Nothing for a sweep that is no halving search."""
+    if search.read(sweep) is None:
+        return
+    while True:
+        promotion = promote(sweep, backend_for)
+        yield promotion
+        if promotion.ended or promotion.decision.kind == "stalled":
+            return
+        wait()
 
 
 def _prune(sweep: layout.SweepDir, run_id: str, result: dict[str, Any] | None, rung: int) -> None:

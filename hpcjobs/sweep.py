@@ -282,29 +282,6 @@ def resubmit(
     return outcome
 
 
-def run_at(sweep: layout.SweepDir, index: int) -> str:
-    """The run id of an array task of an exported script."""
-    ids = manifest.read(sweep).run_ids
-    if not 0 <= index < len(ids):
-        raise SweepError(
-            f"--index {index} is out of range: expected 0..{len(ids) - 1} for sweep {sweep.name}"
-        )
-    return ids[index]
-
-
-def check_run_ids(sweep: layout.SweepDir, run_ids: Sequence[str]) -> None:
-    """Run ids typed by a person (`hpcjobs run`) must be runs of this sweep: anything else, '../x'
-    included, would train and write outside it."""
-    known = set(manifest.read(sweep).run_ids)
-    for run_id in run_ids:
-        if run_id not in known:
-            shown = run_id if len(run_id) <= 80 else f"{run_id[:77]}..."
-            raise SweepError(
-                f"no run {shown!r} in sweep {sweep.name}: expected a run id that `hpcjobs status "
-                f"{sweep.name} --all` lists"
-            )
-
-
 def cancel(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> list[str]:
     """Cancel every job of the sweep that still has work; returns their job ids."""
     with locks.sweep_lock(sweep):

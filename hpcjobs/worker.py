@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import layout, locks
+from . import layout, locks, manifest
 from .results import recorded_status
 from .vocab import FINISHED, OOM_HINT, RunState, lanes
 
@@ -224,3 +224,36 @@ def requeue_on_time_limit() -> None:
         sys.exit(-1)  # SystemExit, like submitit: not an exception a run would record as its failure
 
     signal.signal(signal.SIGUSR2, requeue)
+
+
+def run_here(sweep: layout.SweepDir, run_ids: Sequence[str], index: int | None = None) -> dict[str, str]:
+    """`hpcjobs run`: train runs of a sweep in this process as its task would, those named and the one at
+    array index `index` (an exported script's task); in a Slurm job, requeued ahead of its time limit."""
+    ids = [*run_ids, *([] if index is None else [_run_at(sweep, index)])]
+    _check_run_ids(sweep, ids)
+    if "SLURM_JOB_ID" in os.environ:
+        requeue_on_time_limit()
+    return Task(str(sweep.root), tuple(ids))()
+
+
+def _run_at(sweep: layout.SweepDir, index: int) -> str:
+    """The run id of an array task of an exported script."""
+    ids = manifest.read(sweep).run_ids
+    if not 0 <= index < len(ids):
+        raise layout.LayoutError(
+            f"--index {index} is out of range: expected 0..{len(ids) - 1} for sweep {sweep.name}"
+        )
+    return ids[index]
+
+
+def _check_run_ids(sweep: layout.SweepDir, run_ids: Sequence[str]) -> None:
+    """Run ids typed by a person must be runs of this sweep: anything else, '../x' included, would train
+    and write outside it."""
+    known = set(manifest.read(sweep).run_ids)
+    for run_id in run_ids:
+        if run_id not in known:
+            shown = run_id if len(run_id) <= 80 else f"{run_id[:77]}..."
+            raise layout.LayoutError(
+                f"no run {shown!r} in sweep {sweep.name}: expected a run id that `hpcjobs status "
+                f"{sweep.name} --all` lists"
+            )

@@ -179,7 +179,7 @@ def test_runs_of_one_program_stay_in_one_process_where_they_fit() -> None:
 
 def test_every_input_error_says_so_by_its_base() -> None:
     """One base for exit 2: the CLI needs to know no module's error classes (QueryError is no SpecError)."""
-    from hpcjobs.cli import OptionError
+    from hpcjobs.clikit import OptionError
     from hpcjobs.collect import QueryError
     from hpcjobs.data import DataError
     from hpcjobs.jobs import SweepError
