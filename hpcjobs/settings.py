@@ -1,5 +1,5 @@
 """A run's settings as typed, frozen values: the sweep file's [data], [model], [train] and [slurm] tables with
-their defaults (spec.py checks what a user writes against them), and how a run's steps execute.
+their defaults (schema.py checks what a user writes against them), and how a run's steps execute.
 
 JSON holds them as objects of the same keys in the same order, lists where these hold tuples: `to_dict` and
 `from_dict` are the one conversion, so config.json and manifest.json keep their bytes. Ground floor: it
