@@ -20,7 +20,7 @@ from typing import Any
 
 from . import slurm
 from .layout import SweepDir
-from .locks import process_start
+from .locks import after_sweep, process_start
 from .scheduler import Backend, BackendError, States
 from .settings import SlurmSettings
 from .slurm import JobRow
@@ -264,7 +264,8 @@ class LocalBackend:
 class FakeBackend:
     """In-memory scheduler for tests: records submissions; states are whatever the test scripts.
 
-    With `run=True` each task runs at once, from this process, as a compute node would run it.
+    With `run=True` each task runs in this process as a compute node would run it: once the command that
+    submitted it lets go of the sweep (locks.after_sweep), so before that command returns.
     """
 
     name: str = "fake"
@@ -289,7 +290,7 @@ class FakeBackend:
         self.submitted.append(sub)
         if self.run:
             for ids in tasks:
-                _task(sweep, ids, settings)()
+                after_sweep(sweep, _task(sweep, ids, settings))
         return [sub]
 
     def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[str]:

@@ -19,7 +19,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +32,8 @@ WORKER_WAIT_S = 300.0  # a worker waits at most this long for the command that s
 # so that the run can still say why it failed.
 RESERVE_BYTES = 64 * 1024
 
-_held = threading.local()  # sweep locks this thread holds: a task run in-process must not wait on itself
+# The sweep locks this thread holds (sweep_lock is re-entrant), and what waits for their release.
+_held = threading.local()
 
 
 class Busy(Exception):
@@ -98,6 +99,13 @@ def _held_sweeps() -> set[str]:
     return held
 
 
+def _deferred() -> dict[str, list[Callable[[], object]]]:
+    if not hasattr(_held, "deferred"):
+        _held.deferred = {}
+    deferred: dict[str, list[Callable[[], object]]] = _held.deferred
+    return deferred
+
+
 @contextlib.contextmanager
 def sweep_lock(sweep: SweepDir, wait_s: float | None = None) -> Iterator[None]:
     """Hold the sweep exclusively; Busy after `wait_s` (SWEEP_WAIT_S) seconds if another command holds it."""
@@ -119,16 +127,28 @@ def sweep_lock(sweep: SweepDir, wait_s: float | None = None) -> Iterator[None]:
             yield
         finally:
             _held_sweeps().discard(key)
+            deferred = _deferred().pop(key, [])
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+    for task in deferred:  # not after a command that raised: it cancels what it could not record
+        task()
+
+
+def after_sweep(sweep: SweepDir, task: Callable[[], object]) -> None:
+    """Run `task` in this process once this thread no longer holds the sweep: at once, or when its
+    sweep_lock ends. A task run in-process (FakeBackend(run=True)) so starts as a worker elsewhere does,
+    after the command that submitted it has recorded it and set aside the results it replaces."""
+    key = str(sweep.lock_file.absolute())
+    if key in _held_sweeps():
+        _deferred().setdefault(key, []).append(task)
+    else:
+        task()
 
 
 def wait_for_sweep(sweep: SweepDir, wait_s: float = WORKER_WAIT_S) -> None:
     """Return once no command holds the sweep (at most `wait_s`): the one that submitted this worker has
     then recorded its submission and set aside the results it replaces."""
     path = sweep.lock_file
-    if str(path.absolute()) in _held_sweeps():
-        return
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:

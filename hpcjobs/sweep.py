@@ -144,7 +144,7 @@ def _set_aside(sweep: layout.SweepDir, run_ids: list[str]) -> None:
     (its workers wait for the sweep lock, so none of them has written a new result yet)."""
     for run_id in run_ids:
         old = sweep.result(run_id)
-        if old.is_file() and recorded_status(sweep.result(run_id)) not in FINISHED:  # a task run in-process
+        if old.is_file() and recorded_status(old) not in FINISHED:  # one finished meanwhile stands
             old.replace(sweep.previous_result(run_id))
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +16,11 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import hpcjobs
 from hpcjobs import backends, layout, manifest, search
 from hpcjobs import sweep as sweeps
 from hpcjobs.cli import cli
-from hpcjobs.promote import promote
+from hpcjobs.promote import drive, promote
 from hpcjobs.slurm import JobRow
 from hpcjobs.vocab import RunState
 
@@ -201,6 +205,41 @@ def test_promotion_runs_the_search_to_its_end_and_is_safe_twice(tmp_path: Path):
     assert state is not None and [len(r.runs) for r in state.rungs] == [18, 6, 2]
     assert state.rung_of()["hidden-12__seed-0"] == 2 and state.rung_of()["hidden-4__seed-0"] == 0
     assert len(fake.submitted) == 3
+
+
+def test_a_run_failing_in_a_task_run_in_process_leaves_promotion_to_go_on(tmp_path: Path, monkeypatch):
+    """FakeBackend(run=True) runs a task as a node would: once the command that submitted it has set aside
+    the results it replaces. It used to run it inside `submit`, before that: a run that failed there had its
+    fresh FAILED result set aside, stayed SUBMITTED, and every promote after waited for it."""
+    failing = "hidden-4__seed-0"
+
+    def train_run(sweep: layout.SweepDir, run_id: str, since: float) -> dict[str, Any]:
+        if run_id == failing:
+            raise RuntimeError("the node lost its GPU")
+        _finish(sweep, [run_id], layout.read_json(sweep.config(run_id))["train"]["epochs"])
+        return {"status": RunState.COMPLETED}
+
+    no_keras = types.SimpleNamespace(train_run=train_run)
+    monkeypatch.setitem(sys.modules, "hpcjobs.train", no_keras)
+    monkeypatch.setattr(hpcjobs, "train", no_keras, raising=False)
+    monkeypatch.setenv("KERAS_BACKEND", os.environ.get("KERAS_BACKEND", "tensorflow"))  # the worker sets it
+    fake = backends.FakeBackend(run=True)
+    path = tmp_path / "halve.toml"
+    path.write_text(SWEEP + "[slurm]\ntrials_per_gpu = 1\n")  # each task trains in this very process
+    sweep = sweeps.submit(path, tmp_path / "r", fake, lambda _: fake).sweep
+    assert layout.read_json(sweep.result(failing))["status"] == RunState.FAILED
+
+    waits: list[None] = []
+
+    def wait() -> None:  # the runs of a rung have ended when promote returns: a second wait would be forever
+        waits.append(None)
+        assert len(waits) <= 2, f"promote waits for runs that have ended: {promotions[-1].decision.reason}"
+
+    promotions = []
+    for promotion in drive(sweep, lambda _: fake, wait):
+        promotions.append(promotion)
+    assert [p.decision.kind for p in promotions] == ["promote", "promote", "finish"]
+    assert "best configuration hidden-12" in promotions[-1].decision.reason
 
 
 def test_a_cancelled_run_stalls_the_rung_until_resubmitted(tmp_path: Path):
