@@ -1,6 +1,7 @@
 """Population benchmark: N seeds of one MLP on JAX as one population vs the same runs in turn in one process
-vs one process per run, each process started as a task starts its lanes (worker.LANE_COMMAND); wall clock
-including start-up (imports, data, compilation), measured side by side in one go.
+vs one process per run, each process started as a task starts its lanes (worker.LANE_COMMAND), and vs the
+same trainings as a plain Keras loop in one process (bench/plain_loop.py: the vmap probe's baseline, Keras
+fits in turn); wall clock including start-up (imports, data, compilation), measured side by side in one go.
 
     KERAS_BACKEND=jax python bench/population.py --config digits --seeds 8 32
     KERAS_BACKEND=jax python bench/population.py --config lesson --samples 6000 --epochs 3 --seeds 8 32
@@ -14,6 +15,7 @@ and scaled to N when fewer, which the table says.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -51,6 +53,7 @@ def make_sweep(root: Path, name: str, args: argparse.Namespace, seeds: int, popu
         "train": {"epochs": args.epochs, "batch_size": 128, "population": population},
         "sweep": {"seeds": list(range(seeds))},
     }
+    (root / f"{name}.json").write_text(json.dumps(doc))  # the plain loop's sweep file
     spec = parse_spec(doc)
     sweep = layout.SweepDir(root / name)
     runs = expand(spec)
@@ -61,16 +64,15 @@ def make_sweep(root: Path, name: str, args: argparse.Namespace, seeds: int, popu
 
 
 def timed_run(sweep: Path, run_ids: list[str]) -> float:
+    return timed([*LANE_COMMAND, str(sweep), *run_ids])
+
+
+def timed(arguments: list[str]) -> float:
     # The repository first, then whatever the caller put on the path (bench/gpu.sh: its offline wheels).
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
     env = {**os.environ, "PYTHONPATH": path, "KERAS_BACKEND": "jax"}
     clock = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, *LANE_COMMAND, str(sweep), *run_ids],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    proc = subprocess.run([sys.executable, *arguments], env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - clock
     if proc.returncode != 0:
         sys.exit(f"the task process failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
@@ -96,12 +98,14 @@ def bench(args: argparse.Namespace, seeds: int) -> list[str]:
         in_turn = timed_run(root / "in_turn", ids["in_turn"])
         measured = ids["per_process"][: args.per_process or seeds]
         per_process = sum(timed_run(root / "per_process", [r]) for r in measured) * seeds / len(measured)
+        plain = timed([str(REPO / "bench" / "plain_loop.py"), str(root / "in_turn.json")])
         scaled = "" if len(measured) == seeds else f" (timed {len(measured)}, ×{seeds / len(measured):g})"
         acc = {m: final_val(root / m, ids[m][: len(measured)] if m == "per_process" else ids[m]) for m in ids}
     rows = [
         ("one population", population, acc["population"]),
         ("runs in turn, one process", in_turn, acc["in_turn"]),
         (f"one process per run{scaled}", per_process, acc["per_process"]),
+        ("plain Keras loop, one process", plain, None),
     ]
     lines = [
         f"\n{seeds} seeds, {args.config}, {args.epochs} epochs"
@@ -109,7 +113,10 @@ def bench(args: argparse.Namespace, seeds: int) -> list[str]:
     ]
     lines.append("| side | wall s | ÷ population | best val acc (mean) |")
     lines.append("|---|---:|---:|---:|")
-    lines += [f"| {name} | {s:.1f} | {s / population:.1f}× | {a:.3f} |" for name, s, a in rows]
+    lines += [
+        f"| {name} | {s:.1f} | {s / population:.1f}× | {'-' if a is None else f'{a:.3f}'} |"
+        for name, s, a in rows
+    ]
     return lines
 
 

@@ -158,6 +158,44 @@ def check_labels(y: np.ndarray, source: str | None = None) -> int:
     return int(present[-1]) + 1
 
 
+@dataclass(frozen=True, eq=False)
+class Partition:
+    """A run's train/validation/test rows of its source and the train rows' mean and std: its split, with
+    no data copied yet."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    def take(self, x: np.ndarray, y: np.ndarray) -> Split:
+        """The parts, copied and standardized."""
+        # Scaled in place, in float32: each part is a copy already (~5× faster than scaling all of x in
+        # float64 for 60,000 × 784, a cost each new seed pays).
+        parts = [np.asarray(x[rows], dtype=np.float32) for rows in (self.train, self.val, self.test)]
+        for part in parts:
+            part -= self.mean
+            part /= self.std
+        return Split(parts[0], y[self.train], parts[1], y[self.val], parts[2], y[self.test])
+
+
+def partition(
+    x: np.ndarray,
+    y: np.ndarray,
+    test_fraction: float,
+    validation_fraction: float,
+    seed: int,
+    scale: str = "standard",
+) -> Partition:
+    """Seeded random train/validation/test rows; features to be standardized with the TRAIN mean and std
+    (`scale` "standard") or left as they are ("none")."""
+    if len(y) != len(x):
+        raise DataError(f"Expected as many labels as samples. Received: {len(x)} samples, {len(y)} labels")
+    train, val, test = split_indices(len(x), test_fraction, validation_fraction, seed)
+    return Partition(train, val, test, *scaling(x, train, scale))
+
+
 def split(
     x: np.ndarray,
     y: np.ndarray,
@@ -166,19 +204,8 @@ def split(
     seed: int,
     scale: str = "standard",
 ) -> Split:
-    """Seeded random train/validation/test split, features standardized with the TRAIN mean and std
-    (`scale` "standard") or left as they are ("none")."""
-    if len(y) != len(x):
-        raise DataError(f"Expected as many labels as samples. Received: {len(x)} samples, {len(y)} labels")
-    train, val, test = split_indices(len(x), test_fraction, validation_fraction, seed)
-    # Scaled in place, in float32: each part is a copy already (~5× faster than scaling all of x in float64
-    # for 60,000 × 784, a cost each new seed pays).
-    parts = [np.asarray(x[rows], dtype=np.float32) for rows in (train, val, test)]
-    mean, std = statistics(parts[0], scale)
-    for part in parts:
-        part -= mean
-        part /= std
-    return Split(parts[0], y[train], parts[1], y[val], parts[2], y[test])
+    """The parts of `partition`, copied and standardized."""
+    return partition(x, y, test_fraction, validation_fraction, seed, scale).take(x, y)
 
 
 def split_indices(
@@ -206,18 +233,29 @@ def split_indices(
 
 
 def scaling(x: np.ndarray, train_rows: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature float32 (mean, std) that `split` scales by, from the train rows."""
-    return statistics(np.asarray(x[train_rows], dtype=np.float32), scale)
-
-
-def statistics(x_train: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray]:
-    """The train part's per-feature mean and std (summed in float64) for "standard", 0 and 1 for "none".
+    """The train rows' per-feature float32 (mean, std) that `split` scales by for "standard", 0 and 1 for
+    "none". Summed in float64, a block of rows at a time: no copy of the rows (each new seed pays this).
     Constant features (e.g. MNIST border pixels) get std 1, not a 0 division."""
+    n_features = x.shape[1]
     if scale != "standard":
-        return np.zeros(x_train.shape[1], np.float32), np.ones(x_train.shape[1], np.float32)
-    mean = x_train.mean(axis=0, dtype=np.float64).astype(np.float32)
-    std = np.sqrt(np.square(x_train - mean).mean(axis=0, dtype=np.float64))
-    return mean, np.where(std > 0, std, 1.0).astype(np.float32)
+        return np.zeros(n_features, np.float32), np.ones(n_features, np.float32)
+    blocks = [train_rows[start : start + _BLOCK_ROWS] for start in range(0, len(train_rows), _BLOCK_ROWS)]
+    total = np.zeros(n_features)
+    for rows in blocks:
+        total += x[rows].sum(axis=0, dtype=np.float64)
+    mean = total / len(train_rows)
+    squares = np.zeros(n_features)
+    for rows in blocks:
+        deviation = x[rows].astype(np.float64)
+        deviation -= mean
+        squares += np.einsum("ij,ij->j", deviation, deviation)
+    std = np.sqrt(squares / len(train_rows))
+    return mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
+
+
+# Rows per block of `scaling`: 256 float64 MNIST rows (1.5 MiB) stay in cache; 0.16 s for 48,000 such
+# rows against 0.23 s gathered whole (and 1024 rows a block: 0.20 s).
+_BLOCK_ROWS = 256
 
 
 def check_cached(name: str) -> None:

@@ -63,14 +63,14 @@ class Members:
         return [c.run_id for c in self.configs]
 
     @classmethod
-    def split(cls, configs: list[RunConfig], x: np.ndarray) -> Members:
+    def split(cls, configs: list[RunConfig], x: np.ndarray, y: np.ndarray) -> Members:
         parts = []
         for config in configs:
             split = config.settings.data
-            rows = data.split_indices(len(x), split.test_fraction, split.validation_fraction, config.seed)
-            parts.append((*rows, *data.scaling(x, rows[0], split.scale)))
+            p = data.partition(x, y, split.test_fraction, split.validation_fraction, config.seed, split.scale)
+            parts.append((p.train, p.val, p.test, p.mean, p.std))
         train_rows, val_rows, test_rows, mean, std = (np.stack(column) for column in zip(*parts, strict=True))
-        return cls(configs, train_rows, val_rows, test_rows, mean.astype(np.float32), std.astype(np.float32))
+        return cls(configs, train_rows, val_rows, test_rows, mean, std)
 
 
 class Program:
@@ -387,7 +387,7 @@ def _train(
             sweep.history(run_id).unlink(missing_ok=True)
     if not members_ids:
         return
-    members = Members.split([c for c in configs if c.run_id in members_ids], x)
+    members = Members.split([c for c in configs if c.run_id in members_ids], x, y)
     device, capability = models.probe_device("jax")
     policy = choose_policy(configs[0].settings.train.precision, capability)
     # A clean slate as for a new program in train_run (the model that models.MODELS kept would not survive

@@ -6,12 +6,10 @@ keeps the model). Exceptions propagate on purpose: the worker that calls train_r
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +17,10 @@ import keras
 import numpy as np
 import pandas as pd
 
-from hpcjobs import data, scores
+from hpcjobs import scores
+from hpcjobs.feed import TEST, TRAIN, VALIDATION, Dataset, dataset
 from hpcjobs.layout import SweepDir, read_config, read_json, write_bytes, write_json
-from hpcjobs.models import MODELS, build_model, one_hot, probe_device, seed_everything, versions
+from hpcjobs.models import MODELS, build_model, probe_device, seed_everything, versions
 from hpcjobs.plan import (
     Timing,
     build_result,
@@ -65,9 +64,9 @@ def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[
     ready = dataset(
         data_cfg.source, data_cfg.test_fraction, data_cfg.validation_fraction, config.seed, data_cfg.scale
     )
-    parts = ready.parts
     objective = Objective.for_metrics(train_cfg.metrics)
-    execution = plan_execution(train_cfg, backend, len(parts.x_train))
+    n_train = len(ready.rows(TRAIN))
+    execution = plan_execution(train_cfg, backend, n_train)
 
     history_path, backup_dir = sweep.history(run_id), sweep.backup_dir(run_id)
     if not backup_dir.exists():
@@ -80,15 +79,14 @@ def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[
         # Built even when the compiled model is reused: its initial weights are the run's, drawn exactly as a
         # fresh run draws them.
         fresh = build_model(
-            parts.x_train.shape[1],
+            ready.n_features,
             ready.n_classes,
             hidden=list(model_cfg.hidden),
             activation=model_cfg.activation,
             dropout=model_cfg.dropout,
             l2=model_cfg.l2,
         )
-        batch = (parts.x_train[:1], ready.y_train[:1])
-        model = MODELS.model(key, fresh, batch, train_cfg, execution)
+        model = MODELS.model(key, fresh, ready.sample(), train_cfg, execution)
         divergence, epochs, callbacks = training_callbacks(
             run_id,
             train_cfg,
@@ -98,22 +96,8 @@ def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[
             keep_backup=config.keep_backup,
         )
 
-        fit_model(
-            model,
-            (parts.x_train, ready.y_train),
-            (parts.x_val, ready.y_val),
-            train_cfg,
-            execution,
-            callbacks,
-            seed=config.seed,
-        )
-        evaluated = model.evaluate(
-            parts.x_test, ready.y_test, batch_size=execution.eval_batch_size, verbose=0, return_dict=True
-        )
-        predicted = model.predict(parts.x_test, batch_size=execution.eval_batch_size, verbose=0).argmax(
-            axis=1
-        )
-        test = {**evaluated, **scores.macro_scores(parts.y_test, predicted, ready.n_classes)}
+        fit_model(model, ready, train_cfg, execution, callbacks, seed=config.seed)
+        test = scores_on_test(model, ready, execution.eval_batch_size)
         params = model.count_params()
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
@@ -125,7 +109,7 @@ def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[
         test=test,
         params=params,
         timing=Timing.of(clock, epochs.ends, reused=reuse, until=time.perf_counter()),
-        n_train=len(parts.x_train),
+        n_train=n_train,
         precision_policy=policy,
         execution=execution,
         backend=backend,
@@ -136,32 +120,6 @@ def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[
     )
     write_json(sweep.result(run_id), result)
     return result
-
-
-@dataclass(frozen=True, eq=False)
-class Dataset:
-    """A run's data, split, standardized and one-hot: what runs of one source, split and seed share."""
-
-    parts: data.Split
-    n_classes: int
-    y_train: np.ndarray
-    y_val: np.ndarray
-    y_test: np.ndarray
-
-
-@functools.lru_cache(maxsize=1)
-def _source(source: str) -> tuple[np.ndarray, np.ndarray, int]:
-    x, y = data.load(source)
-    return x, y, data.check_labels(y, source)
-
-
-@functools.lru_cache(maxsize=1)
-def dataset(source: str, test_fraction: float, validation_fraction: float, seed: int, scale: str) -> Dataset:
-    """Read once per process and source, split once per split and seed (the last of each is kept)."""
-    x, y, n_classes = _source(source)
-    parts = data.split(x, y, test_fraction, validation_fraction, seed, scale)
-    y_train, y_val, y_test = (one_hot(y, n_classes) for y in (parts.y_train, parts.y_val, parts.y_test))
-    return Dataset(parts, n_classes, y_train, y_val, y_test)
 
 
 def training_callbacks(
@@ -197,52 +155,48 @@ def training_callbacks(
 
 def fit_model(
     model: keras.Model,
-    train: tuple[np.ndarray, np.ndarray],
-    validation: tuple[np.ndarray, np.ndarray],
+    ready: Dataset,
     train_cfg: TrainSettings,
     execution: Execution,
     callbacks: list[keras.callbacks.Callback],
     seed: int,
 ) -> keras.callbacks.History:
-    batch_size, epochs = train_cfg.batch_size, train_cfg.epochs
+    batch_size, epochs, eval_size = train_cfg.batch_size, train_cfg.epochs, execution.eval_batch_size
     if keras.backend.backend() != "tensorflow":
         return model.fit(
-            *train,
-            validation_data=validation,
+            *ready.arrays(TRAIN),
+            validation_data=ready.arrays(VALIDATION),
             epochs=epochs,
             batch_size=batch_size,
-            validation_batch_size=execution.eval_batch_size,
+            validation_batch_size=eval_size,
             callbacks=callbacks,
             verbose=0,
         )
     # Given the epoch's steps, Keras makes the next epoch's iterator as one ends, and not again as it starts.
     return model.fit(
-        tf_batches(*train, batch_size, seed),
-        steps_per_epoch=math.ceil(len(train[0]) / batch_size),
-        validation_data=tf_batches(*validation, execution.eval_batch_size),
-        validation_steps=math.ceil(len(validation[0]) / execution.eval_batch_size),
+        ready.batches(TRAIN, batch_size, seed),
+        steps_per_epoch=math.ceil(len(ready.rows(TRAIN)) / batch_size),
+        validation_data=ready.batches(VALIDATION, eval_size),
+        validation_steps=math.ceil(len(ready.rows(VALIDATION)) / eval_size),
         epochs=epochs,
-        shuffle=False,  # tf_batches shuffles, from the run's seed
+        shuffle=False,  # the batches are shuffled from the run's seed
         callbacks=callbacks,
         verbose=0,
     )
 
 
-def tf_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None) -> Any:
-    """The batches of Keras' array adapter (reshuffled each epoch when seeded, the last one short) from a
-    smaller tf.data pipeline: a run makes two iterators per epoch, and Keras' cost ~3× as much each (0.1 s
-    for digits; bench/RESULTS.md, compile once)."""
-    import tensorflow as tf
-
-    features, labels = tf.constant(x), tf.constant(y)
-    order = tf.data.Dataset.range(len(x))
-    if seed is not None:
-        order = order.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return (
-        order.batch(batch_size)
-        .map(lambda i: (tf.gather(features, i), tf.gather(labels, i)))
-        .prefetch(tf.data.AUTOTUNE)
-    )
+def scores_on_test(model: keras.Model, ready: Dataset, batch_size: int) -> dict[str, float]:
+    """The test part's loss and metrics as Keras computes them, and macro precision, recall and F1."""
+    if keras.backend.backend() == "tensorflow":
+        batches = ready.batches(TEST, batch_size)
+        evaluated = model.evaluate(batches, verbose=0, return_dict=True)
+        probabilities = model.predict(batches, verbose=0)
+    else:
+        x, y = ready.arrays(TEST)
+        evaluated = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+        probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+    predicted = probabilities.argmax(axis=1)
+    return {**evaluated, **scores.macro_scores(ready.labels(TEST), predicted, ready.n_classes)}
 
 
 class DivergenceStop(keras.callbacks.Callback):  # type: ignore[misc]  # keras is untyped

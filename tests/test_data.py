@@ -279,11 +279,22 @@ def test_split_standardizes_with_train_statistics_only():
     assert abs(parts.x_test[:, 0].mean()) > 1e-3  # test rows are scaled with train stats, not their own
 
 
-def test_statistics_literal():
-    mean, std = data.statistics(np.array([[1.0, 5.0], [3.0, 5.0]], dtype=np.float32), "standard")
+def test_scaling_literal():
+    x = np.array([[9.0, 9.0], [1.0, 5.0], [3.0, 5.0]], dtype=np.float32)
+    mean, std = data.scaling(x, np.array([1, 2]), "standard")
     np.testing.assert_array_equal(mean, [2.0, 5.0])
     np.testing.assert_array_equal(std, [1.0, 1.0])
     assert mean.dtype == std.dtype == np.float32
+
+
+def test_scaling_sums_blocks_of_rows_in_float64():
+    rng = np.random.default_rng(0)
+    x = (1000 + rng.random((3 * data._BLOCK_ROWS + 7, 5))).astype(np.float32)  # large mean, small spread
+    rows = rng.permutation(len(x))[: 2 * data._BLOCK_ROWS + 3]
+    mean, std = data.scaling(x, rows, "standard")
+    exact = x[rows].astype(np.float64)
+    np.testing.assert_allclose(mean, exact.mean(axis=0), rtol=1e-7)
+    np.testing.assert_allclose(std, exact.std(axis=0), rtol=1e-5)
 
 
 @pytest.mark.parametrize(
