@@ -78,7 +78,7 @@ class SlurmBackend:
         return [slurm.sbatch_script(folder, params, len(chunk), self.python) for chunk in self._arrays(tasks)]
 
     def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[Submission]:
-        import submitit
+        from .submititlib import submitit
 
         executor = submitit.SlurmExecutor(folder=sweep.submitit_dir, python=self.python)
         executor.update_parameters(**slurm.executor_parameters(settings, f"hpcjobs-{sweep.name}"))
@@ -149,7 +149,7 @@ def _controllers_in_own_session(extra_env: dict[str, str]) -> Iterator[None]:
     controllers' environment gets `extra_env` on top of the one submitit gives them. SIGINT, which `cancel`
     sends them, is theirs to handle even when `submit` ran in the background of a script (`&` makes a shell
     ignore it, and children inherit that)."""
-    from submitit.local import local
+    from .submititlib import local
 
     def popen(command: Any, env: dict[str, str] | None = None, **kwargs: Any) -> Any:
         merged = {**(os.environ if env is None else env), **extra_env}
@@ -227,7 +227,7 @@ class LocalBackend:
         return lanes(run_ids, self.workers[0])
 
     def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[Submission]:
-        import submitit
+        from .submititlib import submitit
 
         _, gpus = self.workers
         executor = submitit.LocalExecutor(folder=sweep.submitit_dir)

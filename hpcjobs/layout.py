@@ -142,7 +142,7 @@ class SweepDir:
     def job_log(self, job_name: str, stream: str = "err") -> Path:
         """submitit's log of one job: `123_4` for an array task, `123` for a plain job or local worker.
         submitit's JobPaths names the file; imported here only, when a log is read, so status stays light."""
-        from submitit.core.utils import JobPaths
+        from .submititlib import JobPaths
 
         paths = JobPaths(self.submitit_dir, job_id=job_name, task_id=0)
         return Path(paths.stderr if stream == "err" else paths.stdout)

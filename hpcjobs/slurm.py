@@ -192,7 +192,7 @@ def sbatch_script(
 
     submitit has no public function for this text; pyproject.toml pins the minor release whose private one
     this calls, and the golden-file test says at once if it changes."""
-    from submitit.slurm.slurm import _make_sbatch_string
+    from .submititlib import _make_sbatch_string
 
     command = command or f"{python} -u -m submitit.core._submit {shlex.quote(folder)}"
     return str(

@@ -206,7 +206,7 @@ class Task:
 
     def checkpoint(self) -> Any:
         """Called by submitit on USR2: requeue this same task (progress lives on disk)."""
-        import submitit
+        from .submititlib import submitit
 
         return submitit.helpers.DelayedSubmission(Task(self.sweep_root, self.run_ids, self.parallel))
 
