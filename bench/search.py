@@ -110,16 +110,16 @@ def run_keras_tuner(root: Path, epochs: int, seed: int) -> dict[str, Any]:
     import keras
     import keras_tuner as kt
 
-    from hpcjobs import data, train
+    from hpcjobs import data, models
 
     x, y = data.load("digits")
     parts = data.split(x, y, 0.2, 0.1, seed=seed)
-    y_train, y_val, y_test = (train.one_hot(v, 10) for v in (parts.y_train, parts.y_val, parts.y_test))
+    y_train, y_val, y_test = (models.one_hot(v, 10) for v in (parts.y_train, parts.y_val, parts.y_test))
 
     def build(hp: Any) -> Any:
         depth = hp.Int("layers", *LAYERS)
         hidden = [hp.Int(f"units_{i}", *UNITS, sampling="log") for i in range(depth)]
-        model = train.build_model(64, 10, hidden, "relu", 0.0, l2=hp.Float("l2", *PENALTIES, sampling="log"))
+        model = models.build_model(64, 10, hidden, "relu", 0.0, l2=hp.Float("l2", *PENALTIES, sampling="log"))
         model.compile(
             optimizer=keras.optimizers.Adam(hp.Float("learning_rate", *RATES, sampling="log")),
             loss="categorical_crossentropy",

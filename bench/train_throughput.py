@@ -90,10 +90,15 @@ def measure(side: str, samples: int, epochs: int, batch_size: int, precision: st
         )
         settings = {"jit_compile": model.jit_compile}
     else:
-        from hpcjobs import models, plan, train
+        from hpcjobs import data, models, plan, train
         from hpcjobs.settings import TrainSettings
         from hpcjobs.vocab import Objective
 
+        # The same arrays as the plain side's, as a run's source and partition (no test part, no scaling).
+        source = train.Source(np.concatenate([x, x_val]), np.concatenate([y, y_val]), CLASSES)
+        rows = np.arange(len(source.x))
+        unscaled = (np.zeros(FEATURES, np.float32), np.ones(FEATURES, np.float32))
+        ready = train.Dataset(source, data.Partition(rows[:samples], rows[samples:], rows[:0], *unscaled))
         cfg = TrainSettings(epochs=epochs, batch_size=batch_size, metrics=("accuracy",), precision=precision)
         models.seed_everything(0, backend)
         device, capability = models.probe_device(backend)
@@ -109,8 +114,7 @@ def measure(side: str, samples: int, epochs: int, batch_size: int, precision: st
             )
             train.fit_model(
                 model,
-                (x, models.one_hot(y, CLASSES)),
-                (x_val, models.one_hot(y_val, CLASSES)),
+                ready,
                 cfg,
                 execution,
                 [*callbacks, clock],
