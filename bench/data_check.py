@@ -1,4 +1,4 @@
-"""Peak memory of checking a user's .npz at submit: `data.check_file` (streams x in chunks) next to
+"""Peak memory of checking a user's .npz at submit: `logindata.check_file` (streams x in chunks) next to
 `data.load` (what submit did before: the whole archive expanded in memory), on one compressed archive.
 
     python bench/data_check.py [--mib 512]
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpcjobs import data
+from hpcjobs import data, logindata
 
 
 def main() -> None:
@@ -30,13 +30,13 @@ def main() -> None:
         del x
         print(f"archive {path.stat().st_size / 2**20:.1f} MiB on disk, x {args.mib} MiB expanded")
         peaks = {}
-        for name, check in (("data.load", data.load), ("data.check_file", data.check_file)):
+        for name, check in (("data.load", data.load), ("logindata.check_file", logindata.check_file)):
             tracemalloc.start()
             check(str(path))
             peaks[name] = tracemalloc.get_traced_memory()[1] / 2**20
             tracemalloc.stop()
-            print(f"{name:16} peak {peaks[name]:7.0f} MiB")
-        print(f"ratio load / check_file: {peaks['data.load'] / peaks['data.check_file']:.1f}x")
+            print(f"{name:20} peak {peaks[name]:7.0f} MiB")
+        print(f"ratio load / check_file: {peaks['data.load'] / peaks['logindata.check_file']:.1f}x")
 
 
 if __name__ == "__main__":

