@@ -296,3 +296,47 @@ def test_backend_mismatch_is_refused(train, tmp_path, source):
     write_json(sweep.config(run_id), {**config, "backend": "jax"})
     with pytest.raises(RuntimeError, match="Expected the Keras backend of the config, 'jax'"):
         train.train_run(sweep, run_id)
+
+
+def test_training_batches_visit_each_row_once_an_epoch_reshuffled_from_the_seed(train):
+    from hpcjobs import data
+
+    x = np.stack([np.arange(30.0), np.arange(30.0) * 2], axis=1).astype(np.float32)
+    y = np.arange(30) % 3
+    rows = np.arange(5, 25)
+    scaling = (np.array([1.0, 2.0], np.float32), np.array([2.0, 4.0], np.float32))
+    ready = train.Dataset(train.Source(x, y, 3), data.Partition(rows, rows[:2], rows[:2], *scaling))
+
+    def epochs(seed, count):
+        batches = iter(ready.batches(train.TRAIN, 8, seed=seed))
+        return [[next(batches) for _ in range(3)] for _ in range(count)]  # 20 rows: 8, 8 and a short 4
+
+    first = epochs(seed=1, count=2)
+    orders = []
+    for epoch in first:
+        assert [len(features) for features, _ in epoch] == [8, 8, 4]
+        order = np.concatenate([features.numpy()[:, 0] * 2 + 1 for features, _ in epoch]).astype(int)
+        assert sorted(order) == list(rows)
+        labels = np.concatenate([one_hot.numpy().argmax(axis=1) for _, one_hot in epoch])
+        np.testing.assert_array_equal(labels, y[order])
+        np.testing.assert_array_equal(
+            np.concatenate([features.numpy() for features, _ in epoch]),
+            (x[order] - scaling[0]) / scaling[1],
+        )
+        orders.append(order)
+    assert not np.array_equal(orders[0], orders[1])  # reshuffled each epoch
+    again = epochs(seed=1, count=1)[0]
+    np.testing.assert_array_equal(np.concatenate([f.numpy() for f, _ in again])[:, 0] * 2 + 1, orders[0])
+    other = epochs(seed=2, count=1)[0]
+    assert not np.array_equal(np.concatenate([f.numpy() for f, _ in other])[:, 0] * 2 + 1, orders[0])
+
+
+def test_evaluation_batches_keep_the_rows_in_order(train):
+    from hpcjobs import data
+
+    x = np.arange(20.0, dtype=np.float32).reshape(10, 2)
+    rows = np.array([7, 2, 9, 4, 0])
+    unscaled = (np.zeros(2, np.float32), np.ones(2, np.float32))
+    ready = train.Dataset(train.Source(x, np.arange(10) % 2, 2), data.Partition(rows, rows, rows, *unscaled))
+    features = np.concatenate([f.numpy() for f, _ in ready.batches(train.TEST, 2)])
+    np.testing.assert_array_equal(features, x[rows])
