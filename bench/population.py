@@ -98,15 +98,17 @@ def bench(args: argparse.Namespace, seeds: int) -> list[str]:
         in_turn = timed_run(root / "in_turn", ids["in_turn"])
         measured = ids["per_process"][: args.per_process or seeds]
         per_process = sum(timed_run(root / "per_process", [r]) for r in measured) * seeds / len(measured)
-        plain = timed([str(REPO / "bench" / "plain_loop.py"), str(root / "in_turn.json")])
+        plain_loop = [str(REPO / "bench" / "plain_loop.py"), str(root / "in_turn.json")]
+        plain = timed(plain_loop) if args.plain else None
         scaled = "" if len(measured) == seeds else f" (timed {len(measured)}, ×{seeds / len(measured):g})"
         acc = {m: final_val(root / m, ids[m][: len(measured)] if m == "per_process" else ids[m]) for m in ids}
-    rows = [
+    rows: list[tuple[str, float, float | None]] = [
         ("one population", population, acc["population"]),
         ("runs in turn, one process", in_turn, acc["in_turn"]),
         (f"one process per run{scaled}", per_process, acc["per_process"]),
-        ("plain Keras loop, one process", plain, None),
     ]
+    if plain is not None:
+        rows.append(("plain Keras loop, one process", plain, None))
     lines = [
         f"\n{seeds} seeds, {args.config}, {args.epochs} epochs"
         + (f", {args.samples} samples" if args.config == "lesson" else "")
@@ -130,6 +132,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=60_000, help="lesson only: synthetic samples")
     parser.add_argument(
         "--per-process", type=int, default=0, help="time this many one-run processes (0: all)"
+    )
+    parser.add_argument(
+        "--no-plain", dest="plain", action="store_false", help="leave out the plain Keras loop (GPU time)"
     )
     args = parser.parse_args()
     import jax

@@ -308,13 +308,13 @@ def test_training_batches_visit_each_row_once_an_epoch_reshuffled_from_the_seed(
     ready = train.Dataset(train.Source(x, y, 3), data.Partition(rows, rows[:2], rows[:2], *scaling))
 
     def epochs(seed, count):
-        batches = iter(ready.batches(train.TRAIN, 8, seed=seed))
-        return [[next(batches) for _ in range(3)] for _ in range(count)]  # 20 rows: 8, 8 and a short 4
+        batches = ready.batches(train.TRAIN, 8, seed=seed)
+        return [list(batches) for _ in range(count)]  # an iterator an epoch, as Keras makes them
 
     first = epochs(seed=1, count=2)
     orders = []
     for epoch in first:
-        assert [len(features) for features, _ in epoch] == [8, 8, 4]
+        assert [len(features) for features, _ in epoch] == [8, 8, 4]  # 20 rows, the last batch short
         order = np.concatenate([features.numpy()[:, 0] * 2 + 1 for features, _ in epoch]).astype(int)
         assert sorted(order) == list(rows)
         labels = np.concatenate([one_hot.numpy().argmax(axis=1) for _, one_hot in epoch])
@@ -340,3 +340,20 @@ def test_evaluation_batches_keep_the_rows_in_order(train):
     ready = train.Dataset(train.Source(x, np.arange(10) % 2, 2), data.Partition(rows, rows, rows, *unscaled))
     features = np.concatenate([f.numpy() for f, _ in ready.batches(train.TEST, 2)])
     np.testing.assert_array_equal(features, x[rows])
+
+
+def test_an_epoch_is_one_pass_when_executions_do_not_divide_it(train, models):
+    from hpcjobs import data
+    from hpcjobs.settings import Execution
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 2)).astype(np.float32), np.arange(30) % 2
+    rows = np.arange(30)
+    unscaled = (np.zeros(2, np.float32), np.ones(2, np.float32))
+    ready = train.Dataset(train.Source(x, y, 2), data.Partition(rows[:20], rows[20:], rows[20:], *unscaled))
+    model = models.build_model(2, 2, hidden=[4], activation="relu", dropout=0.0)
+    cfg = TrainSettings(epochs=3, batch_size=4, metrics=tuple(METRICS))
+    execution = Execution(steps_per_execution=2, jit_compile=False, eval_batch_size=8)  # 5 steps an epoch
+    models.compile_model(model, cfg, execution)
+    train.fit_model(model, ready, cfg, execution, [], seed=0)
+    assert int(model.optimizer.iterations.numpy()) == 3 * 5
