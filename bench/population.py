@@ -75,7 +75,7 @@ def timed(arguments: list[str]) -> float:
     proc = subprocess.run([sys.executable, *arguments], env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - clock
     if proc.returncode != 0:
-        sys.exit(f"the task process failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        sys.exit(f"{' '.join(arguments[:2])} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return seconds
 
 
