@@ -132,19 +132,25 @@ class CompiledModels:
 
 
 MODELS = CompiledModels()
+_TENSORFLOW_SEED = 0
 
 
 def seed_everything(seed: int, backend: str) -> None:
-    """Same config + seed on CPU gives the same history (Python, NumPy and backend RNGs)."""
+    """Same config + seed on CPU gives the same history: Python's, NumPy's and Keras' generators (and
+    torch's). What keras.utils.set_random_seed does but seed TensorFlow with the run's seed: that imports
+    TensorFlow wherever it is installed (~9 s of a JAX process here), and setting TensorFlow's global seed
+    clears its kernel cache (eager/context.py, _set_global_seed), so a reused model's functions were made
+    again in the next fit (~0.6 s). TensorFlow runs' random ops take their own seeds: Keras' from its
+    generator, the batches' order from the run's seed."""
     if backend == "tensorflow":
         import tensorflow as tf
+        from tensorflow.python.eager import context
 
-        keras.utils.set_random_seed(seed)
         # Cheap for an MLP, and makes GPU reductions reproducible too.
         tf.config.experimental.enable_op_determinism()
-        return
-    # What keras.utils.set_random_seed does but seed TensorFlow, which it imports wherever it is installed
-    # (~9 s of a JAX process here) for tf.data pipelines that a JAX run does not have.
+        if context.global_seed() != _TENSORFLOW_SEED:
+            # Once a process: op determinism refuses random ops with no seed at all (e.g. a shuffle).
+            tf.random.set_seed(_TENSORFLOW_SEED)
     from keras.src.backend.common import global_state
     from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
     from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED

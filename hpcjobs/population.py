@@ -64,10 +64,12 @@ class Members:
 
     @classmethod
     def split(cls, configs: list[RunConfig], x: np.ndarray, y: np.ndarray) -> Members:
-        parts = []
+        parts, whole = [], data.moments(x)
         for config in configs:
             split = config.settings.data
-            p = data.partition(x, y, split.test_fraction, split.validation_fraction, config.seed, split.scale)
+            p = data.partition(
+                x, y, split.test_fraction, split.validation_fraction, config.seed, split.scale, whole
+            )
             parts.append((p.train, p.val, p.test, p.mean, p.std))
         train_rows, val_rows, test_rows, mean, std = (np.stack(column) for column in zip(*parts, strict=True))
         return cls(configs, train_rows, val_rows, test_rows, mean, std)

@@ -4,6 +4,8 @@ import gzip
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hpcjobs import data, logindata
 from hpcjobs.data import DataError
@@ -295,6 +297,26 @@ def test_scaling_sums_blocks_of_rows_in_float64():
     exact = x[rows].astype(np.float64)
     np.testing.assert_allclose(mean, exact.mean(axis=0), rtol=1e-7)
     np.testing.assert_allclose(std, exact.std(axis=0), rtol=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(20, 3 * data._BLOCK_ROWS),
+    fractions=st.sampled_from([(0.1, 0.1), (0.2, 0.2), (0.45, 0.45), (0.05, 0.5)]),
+    offset=st.sampled_from([0.0, 1000.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_scaling_from_all_rows_less_the_others_is_the_train_rows_scaling(n, fractions, offset, seed):
+    rng = np.random.default_rng(seed)
+    x = (offset + rng.random((n, 3))).astype(np.float32)
+    x[:, 2] = 7.0  # a constant feature
+    train, val, test = data.split_indices(n, *fractions, seed=seed)
+    others = np.concatenate([val, test])
+    direct = data.scaling(x, train, "standard")
+    derived = data.scaling(x, train, "standard", data.moments(x), others)
+    np.testing.assert_allclose(derived[0], direct[0], rtol=1e-6)
+    np.testing.assert_allclose(derived[1], direct[1], rtol=2e-4, atol=1e-6)
+    assert derived[1][2] == 1.0
 
 
 @pytest.mark.parametrize(

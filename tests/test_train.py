@@ -357,3 +357,35 @@ def test_an_epoch_is_one_pass_when_executions_do_not_divide_it(train, models):
     models.compile_model(model, cfg, execution)
     train.fit_model(model, ready, cfg, execution, [], seed=0)
     assert int(model.optimizer.iterations.numpy()) == 3 * 5
+
+
+def test_test_scores_are_those_of_keras_evaluate(train, models):
+    """One prediction of the test rows gives evaluate's loss (the L2 penalty included) and metrics."""
+    from hpcjobs import data
+    from hpcjobs.settings import Execution
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 3)).astype(np.float32), np.arange(64) % 3
+    ready = train.Dataset(train.Source(x, y, 3), data.partition(x, y, 0.4, 0.1, seed=0))
+    model = models.build_model(3, 3, hidden=[8], activation="relu", dropout=0.0, l2=0.01)
+    models.compile_model(model, TrainSettings(metrics=tuple(METRICS)), Execution(1, False, 8))
+    model.fit(*ready.arrays(train.TRAIN), epochs=2, verbose=0, shuffle=False)
+    evaluated = model.evaluate(*ready.arrays(train.TEST), batch_size=8, verbose=0, return_dict=True)
+    scores = train.scores_on_test(model, ready, batch_size=8)
+    assert model.losses and set(evaluated) == {"loss", *METRICS}
+    for name, value in evaluated.items():
+        assert scores[name] == pytest.approx(value, rel=1e-6), name
+    assert {"precision_macro", "recall_macro", "f1_macro"} <= set(scores)
+
+
+def test_seeding_runs_sets_tensorflows_global_seed_once(models, monkeypatch):
+    """Setting TensorFlow's global seed clears its kernel cache: a reused model's functions would be made
+    again at each run's first epoch."""
+    import tensorflow as tf
+
+    real, calls = tf.random.set_seed, []
+    monkeypatch.setattr(tf.random, "set_seed", lambda seed: (calls.append(seed), real(seed)))
+    real(123)  # as a user's script would have left it
+    for seed in (3, 4, 5):
+        models.seed_everything(seed, "tensorflow")
+    assert calls == [0]
