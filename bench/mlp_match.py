@@ -1,5 +1,5 @@
 """hpcjobs against scikit-learn's MLPClassifier on digits, matched: adam, learning rate 1e-3, batch 200,
-200 epochs, the same train/validation/test split per seed (hpcjobs' data.split), test accuracy at the end.
+200 epochs, the same train/validation/test split per seed (hpcjobs' splits.split), test accuracy at the end.
 
     [KERAS_BACKEND=jax] python bench/mlp_match.py [--seeds 3] [--epochs 200]
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from hpcjobs import backends, data, layout, manifest
+from hpcjobs import backends, data, layout, manifest, splits
 from hpcjobs import sweep as sweeps
 
 HIDDEN = {"Grp10": [20, 50, 70, 100, 70, 50, 20], "64-32": [64, 32], "128": [128]}
@@ -95,7 +95,7 @@ def run_sklearn(epochs: int, seeds: list[int]) -> dict[tuple[str, str], list[tup
     out: dict[tuple[str, str], list[tuple[float, int]]] = {}
     for seed in seeds:
         for scale in ("none", "standard"):
-            parts = data.split(x, y, 0.2, 0.1, seed=seed, scale=scale)
+            parts = splits.split(x, y, 0.2, 0.1, seed=seed, scale=scale)
             for name, hidden in HIDDEN.items():
                 model = MLPClassifier(
                     tuple(hidden),

@@ -110,10 +110,10 @@ def run_keras_tuner(root: Path, epochs: int, seed: int) -> dict[str, Any]:
     import keras
     import keras_tuner as kt
 
-    from hpcjobs import data, models
+    from hpcjobs import data, models, splits
 
     x, y = data.load("digits")
-    parts = data.split(x, y, 0.2, 0.1, seed=seed)
+    parts = splits.split(x, y, 0.2, 0.1, seed=seed)
     y_train, y_val, y_test = (models.one_hot(v, 10) for v in (parts.y_train, parts.y_val, parts.y_test))
 
     def build(hp: Any) -> Any:

@@ -90,7 +90,7 @@ def measure(side: str, samples: int, epochs: int, batch_size: int, precision: st
         )
         settings = {"jit_compile": model.jit_compile}
     else:
-        from hpcjobs import data, models, plan, train
+        from hpcjobs import models, plan, splits, train
         from hpcjobs.settings import TrainSettings
         from hpcjobs.vocab import Objective
 
@@ -98,7 +98,7 @@ def measure(side: str, samples: int, epochs: int, batch_size: int, precision: st
         source = train.Source(np.concatenate([x, x_val]), np.concatenate([y, y_val]), CLASSES)
         rows = np.arange(len(source.x))
         unscaled = (np.zeros(FEATURES, np.float32), np.ones(FEATURES, np.float32))
-        ready = train.Dataset(source, data.Partition(rows[:samples], rows[samples:], rows[:0], *unscaled))
+        ready = train.Dataset(source, splits.Partition(rows[:samples], rows[samples:], rows[:0], *unscaled))
         cfg = TrainSettings(epochs=epochs, batch_size=batch_size, metrics=("accuracy",), precision=precision)
         models.seed_everything(0, backend)
         device, capability = models.probe_device(backend)

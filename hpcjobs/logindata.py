@@ -14,7 +14,8 @@ from typing import IO, Any
 import numpy as np
 
 from . import kerascache
-from .data import DataError, check_labels, check_shapes, finite, load
+from .data import check_labels, check_shapes, finite, load
+from .vocab import DataError
 
 # (features, classes) of the built-in datasets, known without loading them (login nodes size models by it).
 BUILTIN_SHAPES = {

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from hpcjobs import data, models, scores
+from hpcjobs import data, models, scores, splits
 from hpcjobs.layout import SweepDir, read_config, write_bytes, write_json
 from hpcjobs.plan import (
     EVAL_BATCH_SIZE,
@@ -64,10 +64,10 @@ class Members:
 
     @classmethod
     def split(cls, configs: list[RunConfig], x: np.ndarray, y: np.ndarray) -> Members:
-        parts, whole = [], data.moments(x)
+        parts, whole = [], splits.moments(x)
         for config in configs:
             split = config.settings.data
-            p = data.partition(
+            p = splits.partition(
                 x, y, split.test_fraction, split.validation_fraction, config.seed, split.scale, whole
             )
             parts.append((p.train, p.val, p.test, p.mean, p.std))

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .settings import DataSettings, ModelSettings, SlurmSettings, Table, TrainSettings
+from .vocab import DATASETS
 
-DATASETS = ("moons", "digits", "mnist", "fashion_mnist", "mnist5k")
 SCALES = ("standard", "none")
 BACKENDS = ("tensorflow", "jax", "torch")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "swish", "linear", "leaky_relu")

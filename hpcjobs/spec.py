@@ -20,7 +20,6 @@ from typing import Any
 from .plan import backend_runs
 from .schema import (
     BACKENDS,
-    DATASETS,
     DEFAULT_MAX_RUNS,
     NAME_RE,
     REQUIRED,
@@ -32,7 +31,7 @@ from .schema import (
 )
 from .settings import Run, Settings, SlurmSettings, TrainSettings
 from .space import Dist, Search, SpaceError, check_draws, draw, parse_search, parse_space
-from .vocab import InputError, did_you_mean
+from .vocab import DATASETS, InputError, did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib

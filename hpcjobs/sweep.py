@@ -17,10 +17,9 @@ from .manifest import Manifest
 from .plan import mlp_params
 from .results import recorded_status
 from .scheduler import Backend
-from .schema import DATASETS
 from .settings import Run, SlurmSettings
 from .spec import Spec, data_sources, expand, load_spec
-from .vocab import ACTIVE, FINISHED, RETRYABLE, RunState, Submission
+from .vocab import ACTIVE, DATASETS, FINISHED, RETRYABLE, DataError, RunState, Submission
 
 
 @dataclass
@@ -39,7 +38,7 @@ class Outcome:
 def check_data(spec: Spec, where: str = "sweep file") -> list[tuple[int, int]]:
     """Read every user data file on the login node before anything is submitted: (features, classes) each.
     A problem names `where` (the sweep file) and the key, like every other error in it."""
-    from .data import PACKAGED, DataError, check_cached, check_packaged
+    from .data import PACKAGED, check_cached, check_packaged
     from .kerascache import CACHED_FILES
     from .logindata import BUILTIN_SHAPES, check_file
 

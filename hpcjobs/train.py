@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from hpcjobs import data, scores
+from hpcjobs import data, scores, splits
 from hpcjobs.layout import SweepDir, read_config, read_json, write_bytes, write_json
 from hpcjobs.models import MODELS, build_model, one_hot, probe_device, seed_everything, versions
 from hpcjobs.plan import (
@@ -136,9 +136,9 @@ class Source:
     n_classes: int
 
     @functools.cached_property
-    def moments(self) -> data.Moments:
+    def moments(self) -> splits.Moments:
         """All rows' moments, from which each seed's scaling takes the rows it does not train on away."""
-        return data.moments(self.x)
+        return splits.moments(self.x)
 
     @functools.cached_property
     def tensors(self) -> tuple[Any, Any]:
@@ -158,7 +158,7 @@ class Dataset:
     """A run's source and partition: what runs of one source, split and seed share."""
 
     source: Source
-    partition: data.Partition
+    partition: splits.Partition
 
     @property
     def n_classes(self) -> int:
@@ -177,7 +177,7 @@ class Dataset:
         return labels
 
     @functools.cached_property
-    def split(self) -> data.Split:
+    def split(self) -> splits.Split:
         return self.partition.take(self.source.x, self.source.y)
 
     def arrays(self, part: int) -> tuple[np.ndarray, np.ndarray]:
@@ -238,7 +238,7 @@ def dataset(name: str, test_fraction: float, validation_fraction: float, seed: i
     loaded = source(name)
     whole = loaded.moments if scale == "standard" else None
     return Dataset(
-        loaded, data.partition(loaded.x, loaded.y, test_fraction, validation_fraction, seed, scale, whole)
+        loaded, splits.partition(loaded.x, loaded.y, test_fraction, validation_fraction, seed, scale, whole)
     )
 
 

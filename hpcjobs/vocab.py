@@ -1,5 +1,6 @@
 """The words every other module uses: run states, the objective a run is judged by, the jobs a command
-submits and the lanes of their tasks, and input errors with their 'did you mean'.
+submits and the lanes of their tasks, the built-in datasets' names, and input errors with their 'did you
+mean'.
 
 The ground floor of the package: it imports nothing of hpcjobs and nothing outside the standard library,
 so the login-node commands, the worker and the training all read the same definitions.
@@ -109,6 +110,9 @@ OOM_HINT = "lower train.batch_size or ask for more memory (slurm.mem_gb)"
 # How a backend's warning begins when the scheduler did not answer: `status` then exits 1, as documented.
 UNREACHABLE = "Slurm unreachable"
 
+# The data sources a sweep file names by name; any other source is the path of a user's .npz or .csv file.
+DATASETS = ("moons", "digits", "mnist", "fashion_mnist", "mnist5k")
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -161,6 +165,12 @@ class Objective:
 class InputError(Exception):
     """Input that hpcjobs cannot use as given: a sweep file, a folder, a data file, an option. The message is
     one line saying what is wrong and what is expected; the CLI prints it and exits 2."""
+
+
+class DataError(InputError, ValueError):
+    """A data source that cannot be used: one line saying what is wrong and what is expected.
+
+    Here, not in data.py, because loading a source (data.py) and splitting it (splits.py) both raise it."""
 
 
 def closest(word: str, options: Iterable[str]) -> str | None:

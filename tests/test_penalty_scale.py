@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpcjobs import data, plan
+from hpcjobs import plan, splits
 from hpcjobs.layout import SweepDir, read_json
 from hpcjobs.settings import RunConfig
 from hpcjobs.spec import SpecError, expand, parse_spec
@@ -55,11 +55,11 @@ def test_standard_scale_uses_the_training_split_only_and_none_keeps_the_features
     rng = np.random.default_rng(0)
     x = rng.normal(5.0, 3.0, size=(200, 3)).astype(np.float32)
     y = np.arange(200) % 2
-    scaled = data.split(x, y, 0.2, 0.1, seed=1)
+    scaled = splits.split(x, y, 0.2, 0.1, seed=1)
     assert np.allclose(scaled.x_train.mean(axis=0), 0, atol=1e-5)
     assert not np.allclose(scaled.x_test.mean(axis=0), 0, atol=1e-3)  # held out: not its own statistics
-    raw = data.split(x, y, 0.2, 0.1, seed=1, scale="none")
-    train, _, test = data.split_indices(200, 0.2, 0.1, 1)
+    raw = splits.split(x, y, 0.2, 0.1, seed=1, scale="none")
+    train, _, test = splits.split_indices(200, 0.2, 0.1, 1)
     assert np.array_equal(raw.x_train, x[train]) and np.array_equal(raw.x_test, x[test])
 
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from hpcjobs import data, logindata
 from hpcjobs.cli import cli
+from hpcjobs.vocab import DataError
 
 
 def submit(tmp_path: Path, toml: str) -> tuple[int, str, str]:
@@ -72,7 +73,7 @@ def test_an_npz_is_checked_in_chunks_never_whole(tmp_path: Path, monkeypatch: py
     assert path.stat().st_size < 2**21
     tracemalloc.start()
     try:
-        with pytest.raises(data.DataError) as err:
+        with pytest.raises(DataError) as err:
             logindata.check_file(str(path))
         _, peak = tracemalloc.get_traced_memory()
     finally:

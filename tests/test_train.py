@@ -299,13 +299,13 @@ def test_backend_mismatch_is_refused(train, tmp_path, source):
 
 
 def test_training_batches_visit_each_row_once_an_epoch_reshuffled_from_the_seed(train):
-    from hpcjobs import data
+    from hpcjobs import splits
 
     x = np.stack([np.arange(30.0), np.arange(30.0) * 2], axis=1).astype(np.float32)
     y = np.arange(30) % 3
     rows = np.arange(5, 25)
     scaling = (np.array([1.0, 2.0], np.float32), np.array([2.0, 4.0], np.float32))
-    ready = train.Dataset(train.Source(x, y, 3), data.Partition(rows, rows[:2], rows[:2], *scaling))
+    ready = train.Dataset(train.Source(x, y, 3), splits.Partition(rows, rows[:2], rows[:2], *scaling))
 
     def epochs(seed, count):
         batches = ready.batches(train.TRAIN, 8, seed=seed)
@@ -332,25 +332,26 @@ def test_training_batches_visit_each_row_once_an_epoch_reshuffled_from_the_seed(
 
 
 def test_evaluation_batches_keep_the_rows_in_order(train):
-    from hpcjobs import data
+    from hpcjobs import splits
 
     x = np.arange(20.0, dtype=np.float32).reshape(10, 2)
     rows = np.array([7, 2, 9, 4, 0])
     unscaled = (np.zeros(2, np.float32), np.ones(2, np.float32))
-    ready = train.Dataset(train.Source(x, np.arange(10) % 2, 2), data.Partition(rows, rows, rows, *unscaled))
+    source = train.Source(x, np.arange(10) % 2, 2)
+    ready = train.Dataset(source, splits.Partition(rows, rows, rows, *unscaled))
     features = np.concatenate([f.numpy() for f, _ in ready.batches(train.TEST, 2)])
     np.testing.assert_array_equal(features, x[rows])
 
 
 def test_an_epoch_is_one_pass_when_executions_do_not_divide_it(train, models):
-    from hpcjobs import data
+    from hpcjobs import splits
     from hpcjobs.settings import Execution
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(30, 2)).astype(np.float32), np.arange(30) % 2
     rows = np.arange(30)
     unscaled = (np.zeros(2, np.float32), np.ones(2, np.float32))
-    ready = train.Dataset(train.Source(x, y, 2), data.Partition(rows[:20], rows[20:], rows[20:], *unscaled))
+    ready = train.Dataset(train.Source(x, y, 2), splits.Partition(rows[:20], rows[20:], rows[20:], *unscaled))
     model = models.build_model(2, 2, hidden=[4], activation="relu", dropout=0.0)
     cfg = TrainSettings(epochs=3, batch_size=4, metrics=tuple(METRICS))
     execution = Execution(steps_per_execution=2, jit_compile=False, eval_batch_size=8)  # 5 steps an epoch
@@ -361,12 +362,12 @@ def test_an_epoch_is_one_pass_when_executions_do_not_divide_it(train, models):
 
 def test_test_scores_are_those_of_keras_evaluate(train, models):
     """One prediction of the test rows gives evaluate's loss (the L2 penalty included) and metrics."""
-    from hpcjobs import data
+    from hpcjobs import splits
     from hpcjobs.settings import Execution
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 3)).astype(np.float32), np.arange(64) % 3
-    ready = train.Dataset(train.Source(x, y, 3), data.partition(x, y, 0.4, 0.1, seed=0))
+    ready = train.Dataset(train.Source(x, y, 3), splits.partition(x, y, 0.4, 0.1, seed=0))
     model = models.build_model(3, 3, hidden=[8], activation="relu", dropout=0.0, l2=0.01)
     models.compile_model(model, TrainSettings(metrics=tuple(METRICS)), Execution(1, False, 8))
     model.fit(*ready.arrays(train.TRAIN), epochs=2, verbose=0, shuffle=False)

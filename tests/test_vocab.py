@@ -24,6 +24,7 @@ from hpcjobs.vocab import (
     ORDER,
     QUIET,
     RETRYABLE,
+    DataError,
     InputError,
     Objective,
     RunState,
@@ -181,7 +182,6 @@ def test_every_input_error_says_so_by_its_base() -> None:
     """One base for exit 2: the CLI needs to know no module's error classes (QueryError is no SpecError)."""
     from hpcjobs.clikit import OptionError
     from hpcjobs.collect import QueryError
-    from hpcjobs.data import DataError
     from hpcjobs.jobs import SweepError
     from hpcjobs.layout import LayoutError
     from hpcjobs.spec import SpecError
