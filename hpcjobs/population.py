@@ -240,7 +240,8 @@ class Population:
             finishing = self.run_epoch()
             if finishing.any():
                 finish(finishing, self)
-            self.save()
+            if self.active.any():  # else every member's result says all that a resume needs
+                self.save()
         self.checkpoint_path.unlink(missing_ok=True)
 
     def run_epoch(self) -> np.ndarray:

@@ -175,8 +175,13 @@ def toy(tmp_path_factory) -> dict[str, SweepDir]:
         from hpcjobs import population, worker
         from hpcjobs.layout import SweepDir
         lanes = {lanes!r}
-        for name in ("plain", "diverged", "early", "whole", "bf16"):
+        for name in ("plain", "diverged", "early", "bf16"):
             worker.run_lane(SweepDir(Path({str(root)!r}) / name), lanes[name])
+        save, saves = population.Population.save, []
+        population.Population.save = lambda self: (saves.append(self.next_epoch), save(self))[1]
+        worker.run_lane(SweepDir(Path({str(root)!r}) / "whole"), lanes["whole"])
+        population.Population.save = save
+        (Path({str(root)!r}) / "whole-saves.json").write_text(repr(saves))
         # Memory for two members of this model (plan.population_cap): three train as two populations.
         population.available_memory = lambda: 3_200_000
         worker.run_lane(SweepDir(Path({str(root)!r}) / "chunked"), lanes["chunked"])
@@ -233,6 +238,13 @@ def test_each_member_writes_the_history_and_result_of_a_run_trained_alone(toy):
     losses = {history(sweep, r)["loss"].iloc[-1] for r in ("s0", "s1", "s2")}
     assert len(losses) == 3
     assert not (sweep.root / "populations").exists() or not any((sweep.root / "populations").iterdir())
+
+
+@pytest.mark.keras
+def test_no_checkpoint_is_written_once_every_member_has_finished(toy):
+    """4 epochs: checkpoints after the first three; after the last, the results are all a resume needs."""
+    assert (toy["whole"].root.parent / "whole-saves.json").read_text() == "[1, 2, 3]"
+    assert not any((toy["whole"].root / "populations").iterdir())
 
 
 @pytest.mark.keras
