@@ -7,6 +7,7 @@ with it, population.py a population.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import platform
@@ -132,7 +133,16 @@ class CompiledModels:
 
 
 MODELS = CompiledModels()
-_TENSORFLOW_SEED = 0
+
+
+@functools.cache
+def settle_tensorflow() -> None:
+    """Once a process: op determinism (cheap for an MLP; GPU reductions reproducible too), under which
+    TensorFlow refuses random ops with no seed at all (e.g. a shuffle), so a constant global seed."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    tf.random.set_seed(0)
 
 
 def seed_everything(seed: int, backend: str) -> None:
@@ -143,14 +153,7 @@ def seed_everything(seed: int, backend: str) -> None:
     again in the next fit (~0.6 s). TensorFlow runs' random ops take their own seeds: Keras' from its
     generator, the batches' order from the run's seed."""
     if backend == "tensorflow":
-        import tensorflow as tf
-        from tensorflow.python.eager import context
-
-        # Cheap for an MLP, and makes GPU reductions reproducible too.
-        tf.config.experimental.enable_op_determinism()
-        if context.global_seed() != _TENSORFLOW_SEED:
-            # Once a process: op determinism refuses random ops with no seed at all (e.g. a shuffle).
-            tf.random.set_seed(_TENSORFLOW_SEED)
+        settle_tensorflow()
     from keras.src.backend.common import global_state
     from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
     from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
