@@ -64,7 +64,8 @@ class Members:
 
     @classmethod
     def split(cls, configs: list[RunConfig], x: np.ndarray, y: np.ndarray) -> Members:
-        parts, whole = [], splits.moments(x)
+        standardized = any(c.settings.data.scale == "standard" for c in configs)
+        parts, whole = [], splits.moments(x) if standardized else None
         for config in configs:
             split = config.settings.data
             p = splits.partition(

@@ -12,7 +12,7 @@ import math
 import os
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,7 @@ class Dataset:
 
     source: Source
     partition: splits.Partition
+    _features: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def n_classes(self) -> int:
@@ -176,14 +177,12 @@ class Dataset:
         labels: np.ndarray = self.source.y[self.rows(part)]
         return labels
 
-    @functools.cached_property
-    def split(self) -> splits.Split:
-        return self.partition.take(self.source.x, self.source.y)
-
     def arrays(self, part: int) -> tuple[np.ndarray, np.ndarray]:
-        """The part's standardized features and one-hot labels (the features copied once per dataset)."""
-        split = self.split
-        x = (split.x_train, split.x_val, split.x_test)[part]
+        """The part's standardized features and one-hot labels: the features copied once per dataset and
+        part, and only for the parts asked for (a TensorFlow run asks for its test part alone)."""
+        x = self._features.get(part)
+        if x is None:
+            x = self._features[part] = self.partition.standardized(self.source.x, self.rows(part))
         return x, one_hot(self.labels(part), self.n_classes)
 
     def batches(self, part: int, batch_size: int, seed: int | None = None) -> Any:
@@ -310,8 +309,7 @@ def scores_on_test(model: keras.Model, ready: Dataset, batch_size: int) -> dict[
     """The test part's loss and metrics as Keras' evaluate computes them, and macro precision, recall and F1:
     from one prediction of the part, where an evaluate and a predict each made their own pass and iterator
     (0.25 s of a reused TensorFlow run's ~1 s start-up)."""
-    x = ready.partition.standardized(ready.source.x, ready.rows(TEST))
-    y = one_hot(ready.labels(TEST), ready.n_classes)
+    x, y = ready.arrays(TEST)
     probabilities = np.concatenate(
         [model.predict_on_batch(x[start : start + batch_size]) for start in range(0, len(x), batch_size)]
     )
