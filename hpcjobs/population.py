@@ -64,12 +64,11 @@ class Members:
 
     @classmethod
     def split(cls, configs: list[RunConfig], x: np.ndarray, y: np.ndarray) -> Members:
-        standardized = any(c.settings.data.scale == "standard" for c in configs)
-        parts, whole = [], splits.moments(x) if standardized else None
+        parts = []
         for config in configs:
             split = config.settings.data
             p = splits.partition(
-                x, y, split.test_fraction, split.validation_fraction, config.seed, split.scale, whole
+                x, y, split.test_fraction, split.validation_fraction, config.seed, split.scale
             )
             parts.append((p.train, p.val, p.test, p.mean, p.std))
         train_rows, val_rows, test_rows, mean, std = (np.stack(column) for column in zip(*parts, strict=True))

@@ -136,11 +136,6 @@ class Source:
     n_classes: int
 
     @functools.cached_property
-    def moments(self) -> splits.Moments:
-        """All rows' moments, from which each seed's scaling takes the rows it does not train on away."""
-        return splits.moments(self.x)
-
-    @functools.cached_property
     def tensors(self) -> tuple[Any, Any]:
         """The features and one-hot labels in TensorFlow variables, made once for every run of the source.
         Variables, not constants: tf.data copies the constants a pipeline holds into the graph it rewrites
@@ -235,9 +230,8 @@ def source(name: str) -> Source:
 def dataset(name: str, test_fraction: float, validation_fraction: float, seed: int, scale: str) -> Dataset:
     """Read once per process and source, partitioned once per split and seed (the last of each is kept)."""
     loaded = source(name)
-    whole = loaded.moments if scale == "standard" else None
     return Dataset(
-        loaded, splits.partition(loaded.x, loaded.y, test_fraction, validation_fraction, seed, scale, whole)
+        loaded, splits.partition(loaded.x, loaded.y, test_fraction, validation_fraction, seed, scale)
     )
 
 

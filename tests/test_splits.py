@@ -1,5 +1,6 @@
 """A source's split into a run's parts: seeded, disjoint, standardized with the train rows' statistics
-only, and the same scaling whether summed over the train rows or derived from all rows less the others."""
+only, and those statistics the direct computation's (numpy's, scikit-learn's StandardScaler's) on real data
+and on columns that make floating point cancel."""
 
 from __future__ import annotations
 
@@ -57,34 +58,76 @@ def test_scaling_literal():
     assert mean.dtype == std.dtype == np.float32
 
 
-def test_scaling_sums_blocks_of_rows_in_float64():
-    rng = np.random.default_rng(0)
-    x = (1000 + rng.random((3 * splits._BLOCK_ROWS + 7, 5))).astype(np.float32)  # large mean, small spread
-    rows = rng.permutation(len(x))[: 2 * splits._BLOCK_ROWS + 3]
-    mean, std = splits.scaling(x, rows, "standard")
-    exact = x[rows].astype(np.float64)
-    np.testing.assert_allclose(mean, exact.mean(axis=0), rtol=1e-7)
-    np.testing.assert_allclose(std, exact.std(axis=0), rtol=1e-5)
+def _direct(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The train rows' mean and std straight from numpy in float64, constant features (every value the
+    same, checked exactly) at std 1."""
+    train = x[rows].astype(np.float64)
+    constant = (train == train[0]).all(axis=0)
+    return train.mean(axis=0), np.where(constant, 1.0, train.std(axis=0))
+
+
+# Columns that make floating point cancel: constant in the train rows only (0.1 has no exact binary form,
+# so its float64 mean is off by an ulp), huge, tiny, a large offset with a small spread, and plain.
+ADVERSARIAL = {
+    "constant in train only": lambda rng, n: np.full(n, 0.1),
+    "constant zero in train only": lambda rng, n: np.zeros(n),
+    "huge": lambda rng, n: 1e30 * rng.random(n),
+    "tiny": lambda rng, n: 1e-30 * rng.random(n),
+    "offset": lambda rng, n: 1000 + rng.random(n),
+    "plain": lambda rng, n: rng.normal(size=n),
+}
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     n=st.integers(20, 3 * splits._BLOCK_ROWS),
     fractions=st.sampled_from([(0.1, 0.1), (0.2, 0.2), (0.45, 0.45), (0.05, 0.5)]),
-    offset=st.sampled_from([0.0, 1000.0]),
     seed=st.integers(0, 2**16),
 )
-def test_scaling_from_all_rows_less_the_others_is_the_train_rows_scaling(n, fractions, offset, seed):
+def test_scaling_is_the_direct_computation_on_adversarial_columns(n, fractions, seed):
     rng = np.random.default_rng(seed)
-    x = (offset + rng.random((n, 3))).astype(np.float32)
-    x[:, 2] = 7.0  # a constant feature
     train, val, test = splits.split_indices(n, *fractions, seed=seed)
     others = np.concatenate([val, test])
-    direct = splits.scaling(x, train, "standard")
-    derived = splits.scaling(x, train, "standard", splits.moments(x), others)
-    np.testing.assert_allclose(derived[0], direct[0], rtol=1e-6)
-    np.testing.assert_allclose(derived[1], direct[1], rtol=2e-4, atol=1e-6)
-    assert derived[1][2] == 1.0
+    x = np.stack([make(rng, n) for make in ADVERSARIAL.values()], axis=1).astype(np.float32)
+    x[others, :2] = rng.random((len(others), 2))  # the first two vary in the other parts only
+    mean, std = splits.scaling(x, train, "standard")
+    direct_mean, direct_std = _direct(x, train)
+    np.testing.assert_allclose(mean, direct_mean.astype(np.float32), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(std, direct_std.astype(np.float32), rtol=1e-6, atol=0)
+    assert std[0] == std[1] == 1.0
+    # What a run feeds its model: every part within a few train stds of 0, the other parts' values included.
+    scaled = (x - mean) / std
+    assert np.isfinite(scaled).all() and np.abs(scaled[:, 2:]).max() < 1e3 and np.abs(scaled[:, :2]).max() < 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_scaling_of_mnist5k_is_scikit_learns_standard_scaler(seed):
+    """mnist5k has ~130 pixels that are 0 in every train row but not in every other row: each gets std 1,
+    as StandardScaler gives it (they had a std of ~1e-8, and validation pixels of ~1e9)."""
+    from sklearn.preprocessing import StandardScaler
+
+    from hpcjobs import data
+
+    x, y = data.load("mnist5k")
+    part = splits.partition(x, y, 0.2, 0.2, seed)
+    scaler = StandardScaler().fit(x[part.train].astype(np.float64))
+    np.testing.assert_allclose(part.mean, scaler.mean_.astype(np.float32), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(part.std, scaler.scale_.astype(np.float32), rtol=1e-6, atol=0)
+    constant_in_train = (x[part.train] == 0).all(axis=0) & (x[part.val] != 0).any(axis=0)
+    assert constant_in_train.sum() > 0 and (part.std[constant_in_train] == 1).all()
+    expected = scaler.transform(x[part.val].astype(np.float64))
+    np.testing.assert_allclose(part.take(x, y).x_val, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_moments_merge_blocks_exactly_as_one_pass_would():
+    rng = np.random.default_rng(1)
+    x = (1000 + rng.random((3 * splits._BLOCK_ROWS + 7, 5))).astype(np.float32)  # large mean, small spread
+    rows = rng.permutation(len(x))[: 2 * splits._BLOCK_ROWS + 3]
+    m = splits.moments(x, rows)
+    exact = x[rows].astype(np.float64)
+    assert m.n == len(rows)
+    np.testing.assert_allclose(m.mean, exact.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(m.squares, ((exact - exact.mean(axis=0)) ** 2).sum(axis=0), rtol=1e-9)
 
 
 @pytest.mark.parametrize(
