@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from hpcjobs import collect, plots
+from hpcjobs import collect, layout, manifest, plots, search
 from hpcjobs.cli import cli
+from hpcjobs.labels import short_run_label
+from hpcjobs.settings import Run
+from hpcjobs.spec import expand, load_spec
 
+from .conftest import EXAMPLES
 from .test_collect import digits_sweep
 
 
@@ -113,3 +120,190 @@ def test_cli_plot_prints_the_files_it_wrote(tmp_path: Path) -> None:
     assert result.stderr == "".join(f"wrote {sweep.plot(n)}\n" for n in names)
     for name in names:
         _assert_real_image(sweep.plot(name))
+
+
+def quest_sweep(results: Path) -> layout.SweepDir:
+    """The mnist quest's halving search (27 drawn configurations × 2 seeds, rungs of 2, 6, 18 and 54 epochs)
+    as if trained: validation accuracy climbs to 0.95 - 0.005·depth at a speed of 300·learning rate per
+    epoch; each rung keeps the best third, the pruned runs' histories end at their rung."""
+    spec = load_spec(EXAMPLES / "mnist_quest.toml")
+    runs = expand(spec)
+    sweep = layout.SweepDir(results / spec.name)
+    manifest.write(sweep, manifest.Manifest.new(spec.name, spec.backend, runs, spec.slurm))
+
+    def accuracy(run: Run, epochs: int) -> Any:
+        top = 0.95 - 0.005 * len(run.settings.model.hidden) + 0.01 * run.seed
+        return top * (1 - np.exp(-np.arange(1, epochs + 1) * 300 * run.settings.train.learning_rate))
+
+    config_runs: dict[str, list[Run]] = {}
+    for run in runs:
+        config_runs.setdefault(run.config_id, []).append(run)
+    plan = search.rung_epochs(spec.search.min_epochs, spec.search.eta, spec.settings.train.epochs)
+    state, alive = search.SearchState(plan, spec.search.eta, []), list(config_runs)
+    for epochs in plan:
+        scores = {c: float(np.mean([accuracy(r, epochs).max() for r in config_runs[c]])) for c in alive}
+        ranked = search.rank(scores)
+        ranking: list[tuple[str, float | None]] = [(c, scores[c]) for c in ranked]
+        state.rungs.append(
+            search.Rung(epochs, [r.run_id for c in alive for r in config_runs[c]], ranking=ranking)
+        )
+        kept = ranked[: search.keep(len(alive), spec.search.eta)] if epochs < plan[-1] else []
+        for run in (r for c in alive if c not in kept for r in config_runs[c]):
+            _write_run(sweep, run, accuracy(run, epochs), "COMPLETED" if epochs == plan[-1] else "PRUNED")
+        alive = kept
+    search.write(sweep, state)
+    return sweep
+
+
+def _write_run(sweep: layout.SweepDir, run: Run, val: np.ndarray, status: str) -> None:
+    lines = ["epoch,categorical_accuracy,loss,val_categorical_accuracy,val_loss"]
+    lines += [f"{e},{v + 0.02},{1.02 - v},{v},{1 - v}" for e, v in enumerate(val)]
+    layout.write_text(sweep.history(run.run_id), "\n".join(lines) + "\n")
+    sizes = [784, *run.settings.model.hidden, 10]
+    params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    layout.write_text(sweep.result(run.run_id), json.dumps({"status": status, "params": params}))
+
+
+def _lines(ax: Any) -> dict[str, tuple[list[float], list[float]]]:
+    """Label -> x and y of each labelled line (a curve, not a rung's boundary)."""
+    return {
+        line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+        for line in ax.get_lines()
+        if not line.get_label().startswith("_")
+    }
+
+
+def _quest_summary(rates: int) -> pd.DataFrame:
+    """27 configurations of depth 1-3 and `rates` learning rates from 1e-4 to 1e-2 (log-spaced), in turn."""
+    lr = np.geomspace(1e-4, 1e-2, rates)
+    return pd.DataFrame(
+        {
+            "config_id": [f"c{i}" for i in range(27)],
+            "model.hidden": [json.dumps([16] * (1 + i % 3)) for i in range(27)],
+            "train.learning_rate": [lr[i % rates] for i in range(27)],
+            "depth": [1 + i % 3 for i in range(27)],
+            "params": [1000.0 * (i + 1) for i in range(27)],
+            "best_val_acc_mean": np.linspace(0.5, 0.9, 27),
+            "best_val_acc_std": [0.01] * 27,
+        }
+    )
+
+
+def test_a_many_valued_numeric_setting_is_a_colour_bar_and_a_few_valued_one_a_legend() -> None:
+    summary = _quest_summary(27)
+    assert plots.colour_settings(summary) == ["train.learning_rate"]
+    assert plots.colour_settings(_quest_summary(2)) == []
+    named = summary.assign(**{"model.activation": [f"a{i}" for i in range(27)]})
+    assert plots.colour_settings(named) == ["train.learning_rate"]  # many names are no colour scale
+    assert list(plots.series(summary)) == [""]
+    for x in ("depth", "params"):
+        fig = plots.versus(summary, x, "best_val_acc_mean", "t")
+        ax, bar = fig.axes
+        assert ax.get_legend() is None
+        assert (bar.get_ylabel(), bar.get_yscale()) == ("lr (log scale)", "log")
+        fig = plots.versus(_quest_summary(2), x, "best_val_acc_mean", "t")
+        (ax,) = fig.axes
+        legend = ax.get_legend()
+        assert legend is not None
+        assert [t.get_text() for t in legend.get_texts()] == ["lr=0.0001", "lr=0.01"]
+
+
+def test_a_narrow_range_gets_a_linear_colour_bar_and_a_second_many_valued_setting_is_named() -> None:
+    summary = _quest_summary(27).assign(**{"train.learning_rate": np.linspace(1e-3, 5e-3, 27)})
+    assert not plots.wide_range(summary["train.learning_rate"])
+    assert plots.wide_range(pd.Series([1e-4, 1e-3]))
+    assert not plots.wide_range(pd.Series([-1.0, 10.0]))
+    assert plots.versus(summary, "depth", "best_val_acc_mean", "t").axes[1].get_ylabel() == "lr"
+    both = summary.assign(**{"train.batch_size": range(16, 43)})
+    assert (
+        plots.versus(both, "depth", "best_val_acc_mean", "t").axes[1].get_ylabel() == "lr; not shown: batch"
+    )
+
+
+def test_spread_sets_the_points_of_one_depth_side_by_side_in_colour_order() -> None:
+    depth = pd.Series([1, 2, 1, 1, 2, 3])
+    rate = pd.Series([0.3, 0.1, 0.1, 0.2, 0.2, 0.5])
+    assert plots.spread(depth, rate).round(3).tolist() == [0.2, -0.15, -0.2, 0.0, 0.15, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("ends", "log"),
+    [
+        ([], False),
+        ([20, 20], False),
+        ([2, 6, 18, 54], True),
+        ([2, 6], False),
+        ([3, 12], True),
+        ([5, 12], False),
+    ],
+)
+def test_curves_that_end_far_apart_get_a_log_epoch_axis(ends: list[int], log: bool) -> None:
+    assert plots.log_epochs(ends) is log
+
+
+@pytest.mark.parametrize(
+    ("last", "rungs", "ticks"),
+    [
+        (54, [2, 6, 18, 54], [1, 2, 6, 18, 54]),
+        (18, [2, 6, 18, 54], [1, 2, 6, 18]),  # a search in flight
+        (30, [], [1, 2, 5, 10, 20, 30]),
+        (150, [], [1, 2, 5, 10, 20, 50, 100, 150]),
+        (60, [], [1, 2, 5, 10, 20, 60]),  # 50 would crowd 60
+    ],
+)
+def test_log_epoch_ticks_are_the_rung_ends_or_1_2_5(last: int, rungs: list[int], ticks: list[int]) -> None:
+    assert plots.log_epoch_ticks(last, rungs) == ticks
+
+
+def test_a_search_figures_tell_the_drawn_learning_rate_by_a_colour_bar_and_epochs_on_a_log_axis(
+    tmp_path: Path,
+) -> None:
+    found = plots.figures(collect.collect(quest_sweep(tmp_path)), "q")
+    for fig in found.values():
+        legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes)]
+        assert [len(legend.get_texts()) for legend in legends if legend] == []
+        assert fig.axes[-1].get_ylabel() == "lr (log scale)"
+    assert [ax.get_xscale() for ax in found["learning_curves"].axes[:2]] == ["log", "log"]
+
+
+def test_a_search_curves_are_on_a_log_axis_from_epoch_1_with_the_rungs_named_and_a_colour_bar(
+    tmp_path: Path,
+) -> None:
+    sweep = quest_sweep(tmp_path)
+    col = collect.collect(sweep)
+    fig = plots.figures(col, "q", search.read(sweep).epochs)["learning_curves"]  # type: ignore[union-attr]
+    *axes, bar = fig.axes
+    assert not fig.legends and bar.get_ylabel() == "lr (log scale)"
+    for ax in axes:
+        assert ax.get_xscale() == "log"
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "6", "18", "54"]
+        (top,) = ax.child_axes
+        assert [t.get_text() for t in top.get_xticklabels()] == ["rung 1", "rung 2", "rung 3", "rung 4"]
+        lines = _lines(ax)
+        assert len(lines) == 27
+        assert sorted({(xs[0], xs[-1]) for xs, _ in lines.values()}) == [(1, 2), (1, 6), (1, 18), (1, 54)]
+
+
+def test_a_grid_keeps_its_legend_and_linear_epochs_counted_as_best_epoch_counts(tmp_path: Path) -> None:
+    col = collect.collect(digits_sweep(tmp_path))
+    found = plots.figures(col, "d")
+    (legend,) = found["learning_curves"].legends
+    assert len(legend.get_texts()) == 8
+    assert [len(f.axes) for f in found.values()] == [2, 1, 1]  # no colour bar
+    for ax in found["learning_curves"].axes:
+        assert ax.get_xscale() == "linear"
+    # The curve peaks at the summary's best epoch: the plot and the tables count epochs alike.
+    best = dict(zip(col.summary["config_id"], col.summary["best_epoch_mean"], strict=True))
+    config_of = {short_run_label(c): c for c in best}
+    for label, (xs, ys) in _lines(found["learning_curves"].axes[1]).items():
+        assert xs[0] == 1
+        assert xs[int(np.argmax(ys))] == best[config_of[label]]
+
+
+def test_write_plots_of_a_search_adds_the_search_figure(tmp_path: Path) -> None:
+    sweep = quest_sweep(tmp_path)
+    written = plots.write_plots(sweep, collect.collect(sweep))
+    names = ("learning_curves", "best_val_vs_depth", "best_val_vs_params", "search")
+    assert written == [sweep.plot(n) for n in names]
+    for path in written:
+        _assert_real_image(path)
