@@ -219,8 +219,8 @@ def status_cmd(
     "--where",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Keep configurations whose setting KEY (e.g. model.hidden, train.learning_rate, depth) equals "
-    "VALUE, read as JSON: model.hidden=[64,32]. Repeatable; all must hold.",
+    help="Keep configurations whose setting KEY (e.g. model.hidden, lr, depth) equals VALUE, read as JSON "
+    "(model.hidden=[64,32]) or as the table shows it (hidden=64x32). Repeatable; all must hold.",
 )
 @click.option(
     "--epochs",
@@ -270,7 +270,8 @@ def collect(
         for path in plots.write_plots(sweep, col):
             click.echo(f"wrote {path}", err=True)
     if where and col.summary.empty and not full.summary.empty:
-        click.echo(f"hpcjobs: no configuration matches {' and '.join(where)}", err=True)
+        why = collecting.no_match(full.runs, where)
+        click.echo(f"hpcjobs: no configuration matches {' and '.join(where)}: {why}", err=True)
         sys.exit(1)
     title = (
         f"{sweep.name}: {len(col.summary)} of {render.plural(len(full.summary), 'configuration')}, "
