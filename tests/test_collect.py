@@ -714,3 +714,20 @@ def test_cli_parquet_without_pyarrow_says_what_to_install(
     assert result.exit_code == 2
     assert "--format parquet needs pyarrow: pip install 'hpcjobs[parquet]'" in result.stderr
     assert not (tmp_path / "s.parquet").exists()
+
+
+def test_piped_output_fits_columns_without_trailing_spaces_and_names_every_column_left_out(
+    tmp_path: Path,
+) -> None:
+    """A pipe used to get 160 columns whatever COLUMNS said, cells padded with spaces, and a `--wide adds:`
+    line cut at the width."""
+    digits_sweep(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["collect", "digits-depth", "--results", str(tmp_path)], env={"COLUMNS": "50"}
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 50 and line == line.rstrip() for line in lines), lines
+    left_out = " ".join(lines[next(i for i, x in enumerate(lines) if x.startswith("--wide adds:")) :])
+    for header in ("test F1", "best epoch", "final loss", "params", "s/epoch", "start-up s", "samples/s"):
+        assert header in left_out
