@@ -88,6 +88,27 @@ def test_a_mistyped_sweep_name_gets_the_closest_one(tmp_path: Path) -> None:
     assert result.output.startswith("hpcjobs: error: no sweep 'moon' (did you mean 'moons'?): expected ")
 
 
+def test_status_of_a_sweep_file_asks_for_the_sweeps_name(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["status", str(EXAMPLES / "digits_depth.toml"), "--results", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert result.output == (
+        "hpcjobs: error: expected a sweep's name such as 'digits-depth' (the name = of its sweep file) or "
+        f"its results folder; received the sweep file path '{EXAMPLES / 'digits_depth.toml'}'\n"
+    )
+
+
+def test_an_unknown_sweep_axis_gets_a_did_you_mean(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[data]\nsource = "digits"\n[sweep]\n"model.hidden_units" = [[3]]\n')
+    result = CliRunner().invoke(cli, ["submit", str(bad), "--dry-run", "--results", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert (
+        "unknown key 'sweep.\"model.hidden_units\"' (did you mean 'model.hidden'?): expected" in result.output
+    )
+
+
 def test_bad_sweep_file_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[data]\nsource = "digits"\n[model]\nhiden = [3]\n')
