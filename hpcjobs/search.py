@@ -35,6 +35,19 @@ def keep(configurations: int, eta: int) -> int:
     return max(1, configurations // eta)
 
 
+def plan(configurations: int, seeds: int, min_epochs: int, eta: int, max_epochs: int) -> list[str]:
+    """What a new search will do, for submit and --dry-run: each rung's runs and epochs, at most (a
+    configuration that fails is not promoted), and who promotes it. Pure."""
+    lines = [f"halving search, the best 1/{eta} of each rung go on:"]
+    for index, epochs in enumerate(rung_epochs(min_epochs, eta, max_epochs)):
+        configs = f"{configurations} configuration{'s' if configurations != 1 else ''}"
+        lines.append(
+            f"  rung {index + 1}: {configurations * seeds} runs ({configs} × {seeds} seeds) to epoch {epochs}"
+        )
+        configurations = keep(configurations, eta)
+    return lines
+
+
 @dataclass
 class Rung:
     epochs: int  # what its runs have trained by its end (train.epochs in their config.json)

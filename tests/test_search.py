@@ -445,3 +445,36 @@ def test_a_watch_stops_when_no_promote_job_will_go_on(tmp_path: Path):
         "rung 1 of 3 ended and its promote job promote-1 ended without promoting it: "
         "run `hpcjobs promote halve`"
     )
+
+
+def test_plan_says_each_rungs_runs_and_epochs():
+    assert search.plan(27, 2, 2, 3, 54) == [
+        "halving search, the best 1/3 of each rung go on:",
+        "  rung 1: 54 runs (27 configurations × 2 seeds) to epoch 2",
+        "  rung 2: 18 runs (9 configurations × 2 seeds) to epoch 6",
+        "  rung 3: 6 runs (3 configurations × 2 seeds) to epoch 18",
+        "  rung 4: 2 runs (1 configuration × 2 seeds) to epoch 54",
+    ]
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_submit_and_its_dry_run_tell_every_rung_and_the_dependent_promote_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dry_run: bool
+):
+    fake = backends.FakeBackend()
+    monkeypatch.setattr(backends, "auto", lambda executor="auto": fake)
+    monkeypatch.setattr(backends, "for_executor", lambda executor: fake)
+    path = tmp_path / "halve.toml"
+    path.write_text(SWEEP)
+    args = ["submit", str(path), "--results", str(tmp_path / "r"), *(["--dry-run"] if dry_run else [])]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    follows = "" if dry_run else " (job promote-1 follows rung 1)"
+    assert result.stdout.endswith(
+        "halve: halving search, the best 1/3 of each rung go on:\n"
+        "  rung 1: 18 runs (9 configurations × 2 seeds) to epoch 1\n"
+        "  rung 2: 6 runs (3 configurations × 2 seeds) to epoch 3\n"
+        "  rung 3: 2 runs (1 configuration × 2 seeds) to epoch 9\n"
+        "  after each rung a dependent job runs `hpcjobs promote halve`:\n"
+        f"  it ranks the rung and submits the next{follows}\n"
+    )
