@@ -205,15 +205,15 @@ def watched(
     if any(states.get(r) in ACTIVE for r in rung.runs):
         return where(state), False
     name_of_rung = f"rung {index + 1} of {len(state.epochs)}"
-    job = f"promote job {', '.join(promoting)}"
+    job = f"promote job {', '.join([j for j in promoting if j in rung.promote_jobs] or promoting)}"
     if not rung.jobs:  # recorded by a promote that has not submitted it yet, or stopped before it could
         if promoting:
             return f"{where(state)}: being submitted by {job}", True
         return f"{where(state)}: not submitted yet: run `hpcjobs promote {name}`", False
     if promoting:
         if index + 1 < len(state.epochs):
-            after = f"rung {index + 2} ({state.epochs[index + 1]} epochs)"
-            return f"{name_of_rung} ended: waiting for {after}, which {job} submits", True
+            after = f"rung {index + 2} ({state.epochs[index + 1]} epochs, {job})"
+            return f"{name_of_rung} ended: waiting for {after}", True
         return f"{name_of_rung} ended: waiting for {job} to rank it", True
     decision = decide(state, states, results, config_of)
     if decision.kind == "stalled":

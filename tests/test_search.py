@@ -427,7 +427,7 @@ def test_a_watch_follows_a_slurm_search_across_its_rungs_to_its_end(tmp_path: Pa
             assert seen.search_waits and not seen.done
             promote(sweep, lambda _: fake)
             fake.scripted |= {(job, 0): JobRow(RunState.COMPLETED) for job in state.rungs[-1].promote_jobs}
-    assert lines[1] == "rung 1 of 3 ended: waiting for rung 2 (3 epochs), which promote job promote-1 submits"
+    assert lines[1] == "rung 1 of 3 ended: waiting for rung 2 (3 epochs, promote job promote-1)"
     assert lines[-2] == "rung 3 of 3 ended: waiting for promote job promote-3 to rank it"
     assert lines[-1].startswith("finished: best configuration hidden-12")
 
