@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from . import backends, clikit, layout, render, status, watching, worker
+from . import backends, clikit, layout, render, search, status, watching, worker
 from . import promote as promoting
 from . import sweep as sweeps
 from .vocab import FINISHED
@@ -73,6 +73,9 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
     else:
         jobs = ", ".join(s.job_id for s in outcome.submissions)
         click.echo(f"{name}: submitted {plan} (jobs {jobs}) into {outcome.sweep.root}")
+    if outcome.search:
+        click.echo(f"{name}: {outcome.search[0]}")
+        click.echo("\n".join([*outcome.search[1:], *_promoter(outcome.sweep, backend.name, dry_run)]))
     if dry_run:
         return
     clikit.warn(outcome.warning)
@@ -97,6 +100,16 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
                 err=True,
             )
             sys.exit(130)
+
+
+def _promoter(sweep: layout.SweepDir, executor: str, dry_run: bool) -> list[str]:
+    """Who moves a new search from rung to rung: a dependent job on Slurm, submit --wait here."""
+    command = f"`hpcjobs promote {sweep.name}`"
+    state = None if dry_run else search.read(sweep)
+    jobs = state.rungs[0].promote_jobs if state else []
+    first = f" (job {', '.join(jobs)} follows rung 1)" if jobs else ""
+    runs = f"run {command} (submit --wait does)" if executor == "local" else f"a dependent job runs {command}"
+    return [f"  after each rung {runs}:", f"  it ranks the rung and submits the next{first}"]
 
 
 @cli.command()
@@ -219,8 +232,8 @@ def status_cmd(
     "--where",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Keep configurations whose setting KEY (e.g. model.hidden, train.learning_rate, depth) equals "
-    "VALUE, read as JSON: model.hidden=[64,32]. Repeatable; all must hold.",
+    help="Keep configurations whose setting KEY (e.g. model.hidden, lr, depth) equals VALUE, read as JSON "
+    "(model.hidden=[64,32]) or as the table shows it (hidden=64x32). Repeatable; all must hold.",
 )
 @click.option(
     "--epochs",
@@ -270,7 +283,8 @@ def collect(
         for path in plots.write_plots(sweep, col):
             click.echo(f"wrote {path}", err=True)
     if where and col.summary.empty and not full.summary.empty:
-        click.echo(f"hpcjobs: no configuration matches {' and '.join(where)}", err=True)
+        why = collecting.no_match(full.runs, where)
+        click.echo(f"hpcjobs: no configuration matches {' and '.join(where)}: {why}", err=True)
         sys.exit(1)
     title = (
         f"{sweep.name}: {len(col.summary)} of {render.plural(len(full.summary), 'configuration')}, "

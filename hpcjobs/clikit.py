@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,8 +28,15 @@ class OptionError(InputError, ValueError):
     """Options that do not go together; one line like every other input error."""
 
 
-# Piped output (files, CI logs, README transcripts) gets room for whole tables instead of 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 160)
+def _columns() -> int | None:
+    """$COLUMNS where it is a width: a pipe has none of its own, and a user who sets it means it."""
+    text = os.environ.get("COLUMNS", "")
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+# Piped output (files, CI logs, README transcripts) gets room for whole tables instead of 80 columns,
+# unless COLUMNS says how wide.
+out = Console(width=None if sys.stdout.isatty() else _columns() or 160)
 
 
 def handle_errors(fn: F) -> F:
@@ -79,8 +87,11 @@ wide_option = click.option(
 
 
 def width(wide: bool) -> int | None:
-    """The terminal's width; None (every column) with --wide or into a file or pipe."""
-    return None if wide or not out.is_terminal else out.width
+    """The terminal's width, or $COLUMNS into a file or pipe; None (every column) with --wide or into a
+    file or pipe without COLUMNS."""
+    if wide:
+        return None
+    return out.width if out.is_terminal else _columns()
 
 
 def show(renderable: Any, width: int | None, out_file: Path | None = None) -> None:
@@ -88,6 +99,8 @@ def show(renderable: Any, width: int | None, out_file: Path | None = None) -> No
     With `out_file`, its text goes there instead."""
     if out_file:
         layout.write_bytes(out_file, render.to_text(renderable).encode())
+    elif not out.is_terminal:  # plain text, without the spaces that pad a table's cells
+        click.echo(render.to_text(renderable, width or render.UNLIMITED), nl=False)
     else:
         (out if width is not None else Console(width=render.UNLIMITED)).print(renderable)
 

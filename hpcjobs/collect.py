@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import layout, manifest, search
 from .histories import epochs_table, history_stats, parse_histories
-from .labels import short_key, summary_labels
+from .labels import compact_value, short_key, summary_labels
 from .results import read as read_result
 from .vocab import FINISHED, ORDER, InputError, Objective, did_you_mean
 
@@ -192,7 +192,8 @@ def find_column(name: str, labels: dict[str, str], what: str) -> str:
 
 
 def _equals(column: pd.Series, raw: str) -> pd.Series:
-    """Settings equal to VALUE read as JSON (a bare word is a string); lists as flatten() holds them."""
+    """Settings equal to VALUE read as JSON (a bare word is a string; lists as flatten() holds them), or
+    written as the table shows them (64x32 for [64, 32])."""
     try:
         value = json.loads(raw)
     except ValueError:
@@ -201,29 +202,53 @@ def _equals(column: pd.Series, raw: str) -> pd.Series:
         raise QueryError("--where value is nested too deeply: expected a number, a word or a list") from None
     if isinstance(value, dict) or value is None:
         raise QueryError(f"--where value {raw[:80]!r}: expected a number, a word or a list such as [64,32]")
+    shown = column.astype(str).map(compact_value) == raw  # as the table shows it: hidden=64x32
     if isinstance(value, list):
-        return column == json.dumps(value)
+        return (column == json.dumps(value)) | shown
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return pd.to_numeric(column, errors="coerce") == value
-    return column == value
+        return (pd.to_numeric(column, errors="coerce") == value) | shown
+    return (column == value) | shown
+
+
+def _conditions(runs: pd.DataFrame, where: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(condition, column, value) per KEY=VALUE; QueryError names the valid keys."""
+    labels = {key: short_key(key) for key in where_keys(runs)}
+    out = []
+    for condition in where:
+        key, sep, raw = condition.partition("=")
+        if not sep:
+            raise QueryError(f"--where '{condition}': expected KEY=VALUE such as hidden=[64,32] or lr=0.003")
+        out.append((condition, find_column(key, labels, f"--where '{condition}'"), raw.strip()))
+    return out
 
 
 def where_mask(runs: pd.DataFrame, where: tuple[str, ...]) -> pd.Series:
     """Runs whose settings meet every KEY=VALUE condition. Pure; QueryError names the valid keys."""
     mask = pd.Series(True, index=runs.index)
-    labels = {key: short_key(key) for key in where_keys(runs)}
-    for condition in where:
-        key, sep, raw = condition.partition("=")
-        if not sep:
-            raise QueryError(f"--where '{condition}': expected KEY=VALUE such as hidden=[64,32] or lr=0.003")
-        mask &= _equals(runs[find_column(key, labels, f"--where '{condition}'")], raw.strip())
+    for _, column, raw in _conditions(runs, where):
+        mask &= _equals(runs[column], raw)
     return mask
+
+
+def no_match(runs: pd.DataFrame, where: tuple[str, ...]) -> str:
+    """Why no run meets the conditions, for people: the values each condition matching nothing could
+    take, as the table shows them. Pure."""
+    why = []
+    for condition, column, raw in _conditions(runs, where):
+        if not _equals(runs[column], raw).any():
+            values = dict.fromkeys(compact_value(str(v)) for v in runs[column])
+            why.append(f"{condition.partition('=')[0].strip()} is one of {', '.join(values)}")
+    return "; ".join(why) or "each condition matches some runs, but no run all of them"
 
 
 def sort_column(summary: pd.DataFrame, name: str) -> str:
     """A summary column from what people type: the column, its measure without _mean (best_ may be left
     out too: val_loss), its table header ('test f1'), a setting's short name (lr)."""
-    labels = {c if c in summary else f"{c}_mean": h for c, h in summary_labels(summary).items()}
+    # A setting by the short name its header shows (lr), as --where lists it.
+    labels = {
+        c if c in summary else f"{c}_mean": short_key(c) if "." in c else h
+        for c, h in summary_labels(summary).items()
+    }
     labels |= {c: c for c in summary.columns if c not in labels}
     return find_column(name, labels, f"--sort '{name}'")
 

@@ -161,11 +161,26 @@ def sweep_dir(name_or_path: str | Path, results: str | Path | None = None) -> Sw
     for path in (candidate, results_root(results) / str(name_or_path)):
         if (path / MANIFEST).is_file():
             return SweepDir(path)
+    if candidate.suffix == ".toml" or candidate.is_file():
+        raise LayoutError(
+            f"expected a sweep's name such as '{_sweep_name(candidate)}' (the name = of its sweep file) or "
+            f"its results folder; received the sweep file path '{name_or_path}'"
+        )
     hint = did_you_mean(str(name_or_path), [s.root.name for s in known_sweeps(results)])
     raise LayoutError(
         f"no sweep '{name_or_path}'{hint}: expected a sweep name in {results_root(results)}/ "
         f"or a folder holding {MANIFEST}"
     )
+
+
+def _sweep_name(sweep_file: Path) -> str:
+    """The name a sweep file gives its sweep, for a hint; 'moons' where it is no valid sweep file."""
+    from .spec import load_spec  # spec reads settings, which this module's RunConfig comes from
+
+    try:
+        return load_spec(sweep_file).name
+    except InputError:
+        return "moons"
 
 
 def known_sweeps(results: str | Path | None = None) -> list[SweepDir]:

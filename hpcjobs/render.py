@@ -94,6 +94,7 @@ def _fitted_table(fitted: columns.Fitted, highlight: int | None = None) -> Table
 
 
 def _left_out(fitted: columns.Fitted) -> list[Text]:
+    """What --wide would add: wrapped at spaces, never cut, so no column's name is lost."""
     return [Text(f"--wide adds: {', '.join(fitted.dropped)}", style="dim")] if fitted.dropped else []
 
 
@@ -149,19 +150,20 @@ def status_table(
     room = None if height is None else max(1, height - len(parts) - 5)
     runs, left = st.shown(limit if room is None else min(room, limit or room))
     notes: list[Text] = []
+    wide: list[Text] = []
     if runs:
         fitted = fit_status(runs, width)
         parts.append(_fitted_table(fitted))
-        notes = _left_out(fitted)
+        wide = _left_out(fitted)
     if left:
         hidden = ", ".join(f"{state} {n}" for state, n in left.items())
         all_lists = limit is not None and (room is None or limit <= room)
         more = ": --all lists every run" if all_lists else ""
-        notes.insert(0, Text(f"… and {sum(left.values())} more ({hidden}){more}"))
+        notes.append(Text(f"… and {sum(left.values())} more ({hidden}){more}"))
     for text in (*parts, *notes):
         if isinstance(text, Text):
             text.no_wrap, text.overflow = True, "ellipsis"
-    return Group(*parts, *notes)
+    return Group(*parts, *notes, *wide)
 
 
 def sweeps_table(statuses: list[SweepStatus]) -> Table:
@@ -262,15 +264,11 @@ def summary_columns(summary: Any, main: str | None, wide: bool = False) -> list[
 
 
 def _titled(fitted: columns.Fitted, title: str, caption: str = "", best: int | None = None) -> Group:
-    """Title, table, caption and what was left out: lines cut, never wrapped, at the table's width."""
-    texts = [
-        Text(title, style="bold"),
-        *([Text(caption, style="dim")] if caption else []),
-        *_left_out(fitted),
-    ]
+    """Title, table, caption (lines cut, never wrapped) and what was left out (wrapped)."""
+    texts = [Text(title, style="bold"), *([Text(caption, style="dim")] if caption else [])]
     for text in texts:
         text.no_wrap, text.overflow = True, "ellipsis"
-    return Group(texts[0], _fitted_table(fitted, best), *texts[1:])
+    return Group(texts[0], _fitted_table(fitted, best), *texts[1:], *_left_out(fitted))
 
 
 def summary_table(
@@ -346,4 +344,5 @@ def to_text(renderable: Any, width: int = UNLIMITED) -> str:
 
     console = Console(width=width, record=True, file=io.StringIO())
     console.print(renderable)
-    return console.export_text()
+    # Tables pad their cells to the column's width: files and pipes get no trailing spaces.
+    return "".join(line.rstrip() + "\n" for line in console.export_text().splitlines())

@@ -35,6 +35,19 @@ def keep(configurations: int, eta: int) -> int:
     return max(1, configurations // eta)
 
 
+def plan(configurations: int, seeds: int, min_epochs: int, eta: int, max_epochs: int) -> list[str]:
+    """What a new search will do, for submit and --dry-run: each rung's runs and epochs, at most (a
+    configuration that fails is not promoted), and who promotes it. Pure."""
+    lines = [f"halving search, the best 1/{eta} of each rung go on:"]
+    for index, epochs in enumerate(rung_epochs(min_epochs, eta, max_epochs)):
+        configs = f"{configurations} configuration{'s' if configurations != 1 else ''}"
+        lines.append(
+            f"  rung {index + 1}: {configurations * seeds} runs ({configs} × {seeds} seeds) to epoch {epochs}"
+        )
+        configurations = keep(configurations, eta)
+    return lines
+
+
 @dataclass
 class Rung:
     epochs: int  # what its runs have trained by its end (train.epochs in their config.json)
@@ -172,6 +185,45 @@ def where(state: SearchState) -> str:
         return state.ended
     last = state.rungs[-1]
     return f"rung {len(state.rungs)} of {len(state.epochs)} ({last.epochs} epochs, {len(last.runs)} runs)"
+
+
+def watched(
+    state: SearchState,
+    states: Mapping[str, str],
+    results: Mapping[str, Mapping[str, Any] | None],
+    config_of: Mapping[str, str],
+    promoting: Sequence[str],
+    name: str,
+) -> tuple[str, bool]:
+    """Where a search stands for status, and whether a watch waits on for it once its runs have all
+    ended: while one of its promote jobs (`promoting`: those the scheduler has not finished) is still to
+    rank the rung and submit the next one. Between rungs on Slurm every run has ended, and the search
+    has not."""
+    if state.ended:
+        return state.ended, False
+    index, rung = len(state.rungs) - 1, state.rungs[-1]
+    if any(states.get(r) in ACTIVE for r in rung.runs):
+        return where(state), False
+    name_of_rung = f"rung {index + 1} of {len(state.epochs)}"
+    job = f"promote job {', '.join([j for j in promoting if j in rung.promote_jobs] or promoting)}"
+    if not rung.jobs:  # recorded by a promote that has not submitted it yet, or stopped before it could
+        if promoting:
+            return f"{where(state)}: being submitted by {job}", True
+        return f"{where(state)}: not submitted yet: run `hpcjobs promote {name}`", False
+    if promoting:
+        if index + 1 < len(state.epochs):
+            after = f"rung {index + 2} ({state.epochs[index + 1]} epochs, {job})"
+            return f"{name_of_rung} ended: waiting for {after}", True
+        return f"{name_of_rung} ended: waiting for {job} to rank it", True
+    decision = decide(state, states, results, config_of)
+    if decision.kind == "stalled":
+        return decision.reason, False
+    why = (
+        f"its promote job {', '.join(rung.promote_jobs)} ended without promoting it"
+        if rung.promote_jobs
+        else "no promote job is queued"
+    )
+    return f"{name_of_rung} ended and {why}: run `hpcjobs promote {name}`", False
 
 
 def rung_config(config: RunConfig, epochs: int) -> RunConfig:

@@ -71,11 +71,11 @@ def _fail(where: str, key: str, given: Any, expected: str, hint: str = "") -> Sp
     )
 
 
-def _typo(where: str, key: str, valid: Iterable[str]) -> SpecError:
+def _typo(where: str, key: str, valid: Iterable[str], typed: str = "") -> SpecError:
+    """`typed`: the key as the options spell it, where `key` names it in its table (sweep."model.hiden")."""
     options = list(valid)
-    return SpecError(
-        f"{where}: unknown key '{key}'{did_you_mean(key, options)}: expected one of {', '.join(options)}"
-    )
+    hint = did_you_mean(typed or key, options)
+    return SpecError(f"{where}: unknown key '{key}'{hint}: expected one of {', '.join(options)}")
 
 
 def _hint(key: str, given: Any, choices: Any = None) -> str:
@@ -212,7 +212,7 @@ def _parse_sweep(table: Any, where: str) -> tuple[dict[str, list[Any]], list[int
             seeds = list(choices)
             continue
         if key not in SWEEPABLE:
-            raise _typo(where, f'sweep."{key}"', ["seeds", *SWEEPABLE])
+            raise _typo(where, f'sweep."{key}"', ["seeds", *SWEEPABLE], typed=key)
         if not isinstance(choices, list) or not choices:
             raise _fail(where, f'sweep."{key}"', choices, "a non-empty list of choices")
         setting = SWEEPABLE[key]

@@ -6,6 +6,7 @@ Runs on login nodes, often: no pandas, TensorFlow or Keras here, and one schedul
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ def run_state(
     submitted: bool,
     progress: Progress,
     trainer: locks.Holder | None = None,
+    exported: bool = False,
 ) -> tuple[str, str]:
     """(state, note) for one run. Pure: the whole decision table lives here."""
     if trainer is not None and (result is None or result.get("status") not in FINISHED):
@@ -44,6 +46,8 @@ def run_state(
     if not submitted:
         if progress.epochs_done:
             return RunState.RUNNING, "submitted outside hpcjobs (export-sbatch): state read from its files"
+        if exported:  # its array task has not started, or sbatch was not run yet: still to come either way
+            return RunState.PENDING, "exported (sbatch.sh): waiting for its array task"
         return RunState.NOT_SUBMITTED, ""
     if row is None:
         return RunState.SUBMITTED, "not yet known to the scheduler"
@@ -80,26 +84,38 @@ def _read_progress(sweep: layout.SweepDir, run_id: str) -> tuple[Progress, str]:
         return Progress(), f"{path}: unreadable ({exc})"
 
 
-def elapsed(result: dict[str, Any] | None, row: JobRow | None, state: str) -> str:
-    """The run's own time where its result says it, else its task's (a task may train several runs)."""
-    if result and result.get("started") and result.get("finished"):
-        seconds = round(
-            (
-                dt.datetime.fromisoformat(result["finished"]) - dt.datetime.fromisoformat(result["started"])
-            ).total_seconds()
-        )
-        return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"  # as sacct prints it
-    if state == RunState.PENDING or row is None:
+def elapsed(result: dict[str, Any] | None, since: float | None, now: float) -> str:
+    """The run's own time, one definition from its start to its end: while a process trains it, from
+    when that process took the run (`since`, a Unix time: the run lock's; None when no process holds it)
+    to `now`; once it has ended, from its result's `started` to `finished` (a run resumed after a requeue:
+    its last attempt's). Never its job's: a job may train several runs in turn, and a table that showed
+    the job's time while a run trained and the run's once it ended went backwards. Blank where neither
+    is known (waiting, or ended without a result)."""
+    if since is not None:
+        seconds = max(0, round(now - since))
+    elif result and result.get("started") and result.get("finished"):
+        span = dt.datetime.fromisoformat(result["finished"]) - dt.datetime.fromisoformat(result["started"])
+        seconds = round(span.total_seconds())
+    else:
         return ""
-    return row.elapsed
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"  # as sacct prints it
+
+
+def _since(sweep: layout.SweepDir, run_id: str) -> float | None:
+    """When the process training a run took it: the run lock is written then."""
+    try:
+        return sweep.run_lock(run_id).stat().st_mtime
+    except OSError:
+        return None
 
 
 def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> SweepStatus:
     """One scheduler call per executor in the manifest (in practice one), then the run folders."""
     man = manifest.read(sweep)
     latest = man.latest_job()
+    promoters = _promoters(man, search.read(sweep))
     by_executor: dict[str, list[Submission]] = {}
-    for submission in man.submissions:
+    for submission in [*man.submissions, *promoters]:
         by_executor.setdefault(submission.executor, []).append(submission)
     states: dict[tuple[str, int], JobRow] = {}
     warnings = []
@@ -114,7 +130,8 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
         results[run_id], why = read_result(sweep.result(run_id))
         if why:
             problems.append(f"{sweep.result(run_id)}: unreadable ({why})")
-    plan = search.read(sweep)
+    now, exported = time.time(), sweep.export_script.is_file()
+    plan = search.read(sweep)  # again: a promote job may have moved the search on while we asked
     rung_of = plan.rung_of() if plan else {}
     out = []
     for run in man.runs:
@@ -128,7 +145,8 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
         trainer = (
             locks.holder(sweep, run_id) if result is None or result.get("status") not in FINISHED else None
         )
-        state, note = run_state(result, row, sub is not None, progress, trainer)
+        state, note = run_state(result, row, sub is not None, progress, trainer, exported)
+        since = _since(sweep, run_id) if trainer is not None else None
         if state not in FINISHED and not note and sub is not None and state not in ACTIVE:
             note = _last_line(sweep.job_log(sub.job_name(task)))
         objective = Objective.logged_in(progress.last)
@@ -144,10 +162,32 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
                 run.settings.train.epochs if plan is None or rung is None else plan.epochs[rung],
                 metric,
                 progress.last.get(metric),
-                elapsed(result, row, state),
+                elapsed(result, since, now),
                 sub.job_name(task) if sub else "",
                 note,
                 "" if plan is None or rung is None else f"{rung + 1}/{len(plan.epochs)}",
             )
         )
-    return SweepStatus(man.name, out, "; ".join(warnings), problems, search.where(plan) if plan else "")
+    line, waits = "", False
+    if plan is not None:
+        # A promote job the scheduler does not list yet is still to run, like a run it does not list yet.
+        promoting = [
+            p.job_id for p in promoters if states.get((p.job_id, 0), JobRow("SUBMITTED")).state in ACTIVE
+        ]
+        run_states = {r.run_id: r.state for r in out}
+        config_of = {r.run_id: r.config_id for r in man.runs}
+        line, waits = search.watched(plan, run_states, results, config_of, promoting, man.name)
+    return SweepStatus(man.name, out, "; ".join(warnings), problems, line, waits)
+
+
+def _promoters(man: manifest.Manifest, plan: search.SearchState | None) -> list[Submission]:
+    """A halving search's dependent promote jobs, as plain jobs of the executor of the arrays they follow,
+    so that the one scheduler call of a refresh asks after them too."""
+    if plan is None:
+        return []
+    executor_of = {s.job_id: s.executor for s in man.submissions}
+    return [
+        Submission(executor_of.get(rung.jobs[0], "slurm") if rung.jobs else "slurm", job, [[]])
+        for rung in plan.rungs
+        for job in rung.promote_jobs
+    ]

@@ -33,6 +33,7 @@ class Outcome:
     scripts: list[str] = field(default_factory=list)  # sbatch text, for --dry-run on Slurm
     states: dict[str, int] = field(default_factory=dict)  # run counts by state, of a sweep submitted before
     warning: str = ""  # submitted, but something after it failed (a search's dependent promote job)
+    search: list[str] = field(default_factory=list)  # a new halving search: its rungs (search.plan)
 
 
 def check_data(spec: Spec, where: str = "sweep file") -> list[tuple[int, int]]:
@@ -218,7 +219,12 @@ def _plan(p: Prepared, backend: Backend, backend_for: Callable[[str], Backend]) 
         st = status.gather(p.sweep, backend_for)
         todo, states = select({r.run_id: r.state for r in st.runs}, "unfinished"), st.counts
     todo = programs.program_order(todo, {r.run_id: r.settings for r in p.runs})
-    return Outcome(p.sweep, p.runs, todo, backend.group(todo, p.settings), p.settings, states=states)
+    outcome = Outcome(p.sweep, p.runs, todo, backend.group(todo, p.settings), p.settings, states=states)
+    rule = p.spec.search
+    if rule.method == "halving" and p.old is None:
+        configs, budget = len({r.config_id for r in p.runs}), p.spec.settings.train.epochs
+        outcome.search = search.plan(configs, len(p.spec.seeds), rule.min_epochs, rule.eta, budget)
+    return outcome
 
 
 def _submit_andrecord(p: Prepared, sweep_file: Path, outcome: Outcome, backend: Backend) -> None:

@@ -8,7 +8,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .vocab import ACTIVE, ORDER, QUIET, UNREACHABLE
+from .vocab import ACTIVE, ORDER, QUIET, UNREACHABLE, RunState
+
+# The quiet rows after the ones that need a look, the search's survivors before the runs it stopped.
+_QUIET_ORDER = (RunState.PENDING, RunState.SUBMITTED, RunState.COMPLETED, RunState.NOT_SUBMITTED)
+
+
+def urgency(state: str) -> int:
+    """Where a run's row goes in the status table, smallest first: runs that ended badly (failed,
+    diverged, timed out...), then runs at work (running, requeued...), then the quiet majority."""
+    if state not in QUIET:
+        return 1 if state in ACTIVE else 0
+    return 2 + (_QUIET_ORDER.index(state) if state in _QUIET_ORDER else len(_QUIET_ORDER))
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,8 @@ class SweepStatus:
     warning: str = ""
     problems: list[str] = field(default_factory=list)  # one line per file that could not be used
     search: str = ""  # a halving search: where it stands, or why it ended
+    # A halving search whose runs have all ended but whose promote job is still to run: more is coming.
+    search_waits: bool = False
 
     @property
     def counts(self) -> dict[str, int]:
@@ -50,20 +63,19 @@ class SweepStatus:
 
     @property
     def done(self) -> bool:
-        return all(r.state not in ACTIVE for r in self.runs)
+        """Nothing more will happen without someone's help: every run has ended, and no promote job is
+        about to start a halving search's next rung."""
+        return not self.search_waits and all(r.state not in ACTIVE for r in self.runs)
 
     def shown(self, limit: int | None) -> tuple[list[RunStatus], dict[str, int]]:
-        """The runs worth a row when there are too many to list, and the counts of those left out.
-
-        Runs that need a look (failed, running, diverged...) come first; the quiet majority (completed,
-        pending, not yet submitted) fills what room is left. Manifest order is kept within each part.
-        """
-        if limit is None or len(self.runs) <= limit:
-            return self.runs, {}
-        loud = [r for r in self.runs if r.state not in QUIET]
-        keep = {id(r) for r in (loud + [r for r in self.runs if r.state in QUIET])[:limit]}
-        left = Counter(r.state for r in self.runs if id(r) not in keep)
-        return [r for r in self.runs if id(r) in keep], {s: left[s] for s in ORDER if left[s]}
+        """The rows to list, runs that need a look first (`urgency`: failed, then running, then the quiet
+        majority), and the counts of those left out when there are more than `limit`. Manifest order is
+        kept among runs of equal urgency."""
+        ordered = sorted(self.runs, key=lambda r: urgency(r.state))
+        if limit is None or len(ordered) <= limit:
+            return ordered, {}
+        left = Counter(r.state for r in ordered[limit:])
+        return ordered[:limit], {s: left[s] for s in (*ORDER, *sorted(set(left) - set(ORDER))) if left[s]}
 
     def to_json(self) -> dict[str, Any]:
         return {

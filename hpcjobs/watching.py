@@ -1,6 +1,8 @@
-"""Watching a sweep until every run has ended: the polling policy, and what the watcher shows. In a
-terminal: progress bars, or a status table redrawn within the screen; into a file or pipe: one plain line
-each time the counts or the epochs done change (a log, and never 0 bytes while waiting)."""
+"""Watching a sweep until every run has ended and, for a halving search, until no promote job is left to
+start its next rung: the polling policy, and what the watcher shows. In a terminal: progress bars, or a
+status table redrawn within the screen; into a file or pipe: one plain line each time the counts or the
+epochs done change (a log, and never 0 bytes while waiting). Between two rungs both say what they wait
+for ("rung 1 of 4 ended: waiting for rung 2 ...")."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from .vocab import ACTIVE
 def poll(
     sweep: layout.SweepDir, backend_for: Callable[[str], Backend], interval: float, max_interval: float
 ) -> Iterator[SweepStatus]:
-    """Refresh until every run has ended, backing off so the controller is never hammered."""
+    """Refresh until nothing more will happen (SweepStatus.done), backing off so the controller is never
+    hammered."""
     while True:
         st = status.gather(sweep, backend_for)
         yield st
@@ -29,13 +32,19 @@ def poll(
 
 
 def log_lines(console: Console, statuses: Iterator[SweepStatus]) -> None:
-    last = ""
+    last = waiting = ""
     for st in statuses:
         line = render.progress_line(st)
-        if line != last:
-            console.file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
-            console.file.flush()
-        last = line
+        for text, before in ((line, last), (_waiting(st), waiting)):
+            if text and text != before:
+                console.file.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+                console.file.flush()
+        last, waiting = line, _waiting(st)
+
+
+def _waiting(st: SweepStatus) -> str:
+    """What a watch waits for when every run has ended but a search goes on; '' otherwise."""
+    return f"{st.name}: {st.search}" if st.search_waits else ""
 
 
 def progress(console: Console, statuses: Iterator[SweepStatus]) -> None:
@@ -48,7 +57,11 @@ def progress(console: Console, statuses: Iterator[SweepStatus]) -> None:
     with Progress(*columns, console=console, transient=False) as bar:
         runs = bar.add_task("runs finished", total=None)
         epochs = bar.add_task("epochs", total=None)
+        waiting = ""
         for st in statuses:
+            if _waiting(st) and _waiting(st) != waiting:
+                bar.console.print(_waiting(st))
+            waiting = _waiting(st)
             ended = sum(1 for r in st.runs if r.state not in ACTIVE)
             bar.update(runs, completed=ended, total=len(st.runs))
             bar.update(

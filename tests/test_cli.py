@@ -88,6 +88,27 @@ def test_a_mistyped_sweep_name_gets_the_closest_one(tmp_path: Path) -> None:
     assert result.output.startswith("hpcjobs: error: no sweep 'moon' (did you mean 'moons'?): expected ")
 
 
+def test_status_of_a_sweep_file_asks_for_the_sweeps_name(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["status", str(EXAMPLES / "digits_depth.toml"), "--results", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert result.output == (
+        "hpcjobs: error: expected a sweep's name such as 'digits-depth' (the name = of its sweep file) or "
+        f"its results folder; received the sweep file path '{EXAMPLES / 'digits_depth.toml'}'\n"
+    )
+
+
+def test_an_unknown_sweep_axis_gets_a_did_you_mean(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[data]\nsource = "digits"\n[sweep]\n"model.hidden_units" = [[3]]\n')
+    result = CliRunner().invoke(cli, ["submit", str(bad), "--dry-run", "--results", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert (
+        "unknown key 'sweep.\"model.hidden_units\"' (did you mean 'model.hidden'?): expected" in result.output
+    )
+
+
 def test_bad_sweep_file_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[data]\nsource = "digits"\n[model]\nhiden = [3]\n')
@@ -144,8 +165,8 @@ def test_status_of_a_large_sweep_lists_the_urgent_runs_and_counts_the_rest(tmp_p
         for i, s in enumerate(["COMPLETED", "COMPLETED", "FAILED", "PENDING"])
     ]
     text = to_text(render.status_table(status.SweepStatus("big", runs), limit=2))
-    assert "r2 " in text and "r0 " in text and "r1 " not in text
-    assert "… and 2 more (PENDING 1, COMPLETED 1): --all lists every run" in text
+    assert "r2 " in text and "r3 " in text and "r0 " not in text  # failed, then still to come
+    assert "… and 2 more (COMPLETED 2): --all lists every run" in text
 
 
 def test_watch_returns_once_every_run_has_ended(tmp_path: Path) -> None:

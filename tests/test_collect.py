@@ -280,6 +280,31 @@ def test_where_takes_the_same_keys_as_sort_and_the_table_headers(key: str) -> No
     assert RUNS.index[collect.where_mask(RUNS, (f"{key}=[128]",))].tolist() == [2, 3]
 
 
+@pytest.mark.parametrize(
+    ("where", "matched"),
+    [(("hidden=64x32",), [0, 1]), (("hidden=128",), [2, 3]), (("hidden=128", "lr=0.003"), [3])],
+)
+def test_where_accepts_values_as_the_table_shows_them(where: tuple[str, ...], matched: list[int]) -> None:
+    assert RUNS.index[collect.where_mask(RUNS, where)].tolist() == matched
+
+
+def test_where_matching_nothing_lists_the_values_there_are() -> None:
+    assert collect.no_match(RUNS, ("hidden=64x33", "lr=0.001")) == "hidden is one of 64x32, 128"
+    assert collect.no_match(RUNS, ("hidden=64x32", "lr=0.003")) == (
+        "each condition matches some runs, but no run all of them"
+    )
+
+
+def test_sort_and_where_name_a_setting_alike() -> None:
+    summary = SUMMARY.assign(**{"train.learning_rate": [0.001, 0.001, 0.003]})
+    with pytest.raises(QueryError) as sorting:
+        collect.sort_column(summary, "nope")
+    with pytest.raises(QueryError) as filtering:
+        collect.where_mask(RUNS, ("nope=1",))
+    assert "train.learning_rate ('lr')" in str(sorting.value)
+    assert "train.learning_rate ('lr')" in str(filtering.value)
+
+
 @pytest.mark.parametrize("key", ["train.learning_rate", "learning_rate", "lr", "learning rate"])
 def test_a_setting_answers_to_its_dotted_key_its_name_and_its_short_header(key: str) -> None:
     assert RUNS.index[collect.where_mask(RUNS, (f"{key}=0.003",))].tolist() == [3]
@@ -671,7 +696,10 @@ def test_cli_where_matching_nothing_says_so_on_stderr_and_exits_1(tmp_path: Path
     digits_sweep(tmp_path)
     result = _collect(tmp_path, "--where", "model.hidden=[999]")
     assert (result.exit_code, result.stdout) == (1, "")
-    assert result.stderr == "hpcjobs: no configuration matches model.hidden=[999]\n"
+    assert result.stderr == (
+        "hpcjobs: no configuration matches model.hidden=[999]: "
+        "model.hidden is one of 20x50x70x100x70x50x20, 64x32, 128, 32\n"
+    )
 
 
 def test_cli_parquet_without_pyarrow_says_what_to_install(
@@ -686,3 +714,20 @@ def test_cli_parquet_without_pyarrow_says_what_to_install(
     assert result.exit_code == 2
     assert "--format parquet needs pyarrow: pip install 'hpcjobs[parquet]'" in result.stderr
     assert not (tmp_path / "s.parquet").exists()
+
+
+def test_piped_output_fits_columns_without_trailing_spaces_and_names_every_column_left_out(
+    tmp_path: Path,
+) -> None:
+    """A pipe used to get 160 columns whatever COLUMNS said, cells padded with spaces, and a `--wide adds:`
+    line cut at the width."""
+    digits_sweep(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["collect", "digits-depth", "--results", str(tmp_path)], env={"COLUMNS": "50"}
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 50 and line == line.rstrip() for line in lines), lines
+    left_out = " ".join(lines[next(i for i, x in enumerate(lines) if x.startswith("--wide adds:")) :])
+    for header in ("test F1", "best epoch", "final loss", "params", "s/epoch", "start-up s", "samples/s"):
+        assert header in left_out

@@ -86,6 +86,17 @@ def test_export_writes_the_sweep_folder_and_a_private_script(tmp_path: Path) -> 
     assert manifest.read(sweep).submissions == []
 
 
+def test_runs_of_an_exported_array_that_have_not_started_are_pending_so_a_watch_waits(tmp_path: Path) -> None:
+    """They were NOT_SUBMITTED, which counts as ended: `status --watch` stopped before the array ran."""
+    CliRunner().invoke(cli, ["export-sbatch", str(EXAMPLES / "moons.toml"), "--results", str(tmp_path)])
+    sweep = layout.sweep_dir("moons", tmp_path)
+    first = manifest.read(sweep).run_ids[0]
+    layout.write_json(sweep.result(first), {"status": "COMPLETED"})
+    st = status.gather(sweep, backends.for_executor)
+    assert st.counts == {"PENDING": 5, "COMPLETED": 1} and not st.done
+    assert st.runs[1].note == "exported (sbatch.sh): waiting for its array task"
+
+
 def test_run_index_out_of_range_is_one_line(tmp_path: Path) -> None:
     CliRunner().invoke(cli, ["export-sbatch", str(EXAMPLES / "moons.toml"), "--results", str(tmp_path)])
     result = CliRunner().invoke(cli, ["run", str(tmp_path / "moons"), "--index", "6"])

@@ -22,7 +22,7 @@ from hpcjobs import sweep as sweeps
 from hpcjobs.cli import cli
 from hpcjobs.promote import drive, promote
 from hpcjobs.slurm import JobRow
-from hpcjobs.vocab import RunState
+from hpcjobs.vocab import ACTIVE, RunState
 
 # --- the plan ---------------------------------------------------------------------------------------
 
@@ -399,3 +399,82 @@ def test_a_refused_follow_up_is_a_warning_and_the_rung_stays_recorded(tmp_path: 
     state = search.read(sweep)
     assert state is not None and state.rungs[0].jobs == ["1000"] and not state.rungs[0].promote_jobs
     assert promote(sweep, lambda _: fake).decision.kind == "wait" and len(fake.submitted) == 1
+
+
+# --- watching a search on a scheduler that promotes it --------------------------------------------------
+
+
+def test_a_watch_follows_a_slurm_search_across_its_rungs_to_its_end(tmp_path: Path):
+    """Between rungs every run has ended but the dependent promote job has not run yet: the watch (status
+    --watch, submit --wait) used to stop there, exit 0, with `18 runs COMPLETED 18` and two rungs to come."""
+    from hpcjobs import watching
+
+    fake = backends.FakeBackend()
+    sweep = _submit(tmp_path, fake)
+    lines: list[str] = []
+    for seen in watching.poll(sweep, lambda _: fake, 0.0, 0.0):
+        lines.append(seen.search)
+        assert len(lines) < 20, lines
+        state = search.read(sweep)
+        assert state is not None
+        if seen.done:
+            continue  # the last refresh: poll returns after it
+        if any(r.state in ACTIVE for r in seen.runs):  # the rung's array trains its runs
+            _finish(sweep, state.rungs[-1].runs, state.rungs[-1].epochs)
+            sub = fake.submitted[-1]
+            fake.scripted |= {(sub.job_id, i): JobRow(RunState.COMPLETED) for i in range(len(sub.tasks))}
+        else:  # the rung's promote job starts: it ranks the rung and submits the next one
+            assert seen.search_waits and not seen.done
+            promote(sweep, lambda _: fake)
+            fake.scripted |= {(job, 0): JobRow(RunState.COMPLETED) for job in state.rungs[-1].promote_jobs}
+    assert lines[1] == "rung 1 of 3 ended: waiting for rung 2 (3 epochs, promote job promote-1)"
+    assert lines[-2] == "rung 3 of 3 ended: waiting for promote job promote-3 to rank it"
+    assert lines[-1].startswith("finished: best configuration hidden-12")
+
+
+def test_a_watch_stops_when_no_promote_job_will_go_on(tmp_path: Path):
+    from hpcjobs import status
+
+    fake = backends.FakeBackend()
+    sweep = _submit(tmp_path, fake)
+    _finish(sweep, manifest.read(sweep).run_ids, 1)
+    fake.scripted = {("1000", i): JobRow(RunState.COMPLETED) for i in range(18)}
+    fake.scripted[("promote-1", 0)] = JobRow(RunState.FAILED)  # e.g. no hpcjobs on the node's PATH
+    st = status.gather(sweep, lambda _: fake)
+    assert st.done and st.search == (
+        "rung 1 of 3 ended and its promote job promote-1 ended without promoting it: "
+        "run `hpcjobs promote halve`"
+    )
+
+
+def test_plan_says_each_rungs_runs_and_epochs():
+    assert search.plan(27, 2, 2, 3, 54) == [
+        "halving search, the best 1/3 of each rung go on:",
+        "  rung 1: 54 runs (27 configurations × 2 seeds) to epoch 2",
+        "  rung 2: 18 runs (9 configurations × 2 seeds) to epoch 6",
+        "  rung 3: 6 runs (3 configurations × 2 seeds) to epoch 18",
+        "  rung 4: 2 runs (1 configuration × 2 seeds) to epoch 54",
+    ]
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_submit_and_its_dry_run_tell_every_rung_and_the_dependent_promote_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dry_run: bool
+):
+    fake = backends.FakeBackend()
+    monkeypatch.setattr(backends, "auto", lambda executor="auto": fake)
+    monkeypatch.setattr(backends, "for_executor", lambda executor: fake)
+    path = tmp_path / "halve.toml"
+    path.write_text(SWEEP)
+    args = ["submit", str(path), "--results", str(tmp_path / "r"), *(["--dry-run"] if dry_run else [])]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    follows = "" if dry_run else " (job promote-1 follows rung 1)"
+    assert result.stdout.endswith(
+        "halve: halving search, the best 1/3 of each rung go on:\n"
+        "  rung 1: 18 runs (9 configurations × 2 seeds) to epoch 1\n"
+        "  rung 2: 6 runs (3 configurations × 2 seeds) to epoch 3\n"
+        "  rung 3: 2 runs (1 configuration × 2 seeds) to epoch 9\n"
+        "  after each rung a dependent job runs `hpcjobs promote halve`:\n"
+        f"  it ranks the rung and submits the next{follows}\n"
+    )

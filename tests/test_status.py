@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hpcjobs import layout, locks, manifest, status
+from hpcjobs import layout, locks, manifest, render, status
 from hpcjobs.backends import FakeBackend
 from hpcjobs.history import Progress
 from hpcjobs.settings import Run
@@ -146,8 +146,8 @@ def test_gather_merges_scheduler_states_with_run_folders(tmp_path: Path) -> None
         (r.run_id, r.state, r.epochs_done, r.epochs, r.metric, r.value, r.elapsed, r.job, r.note)
         for r in got.runs
     ] == [
-        (ids[0], "RUNNING", 2, 30, "val_categorical_accuracy", 0.85, "00:01:10", "1000_0", ""),
-        (ids[1], "COMPLETED", 2, 30, "val_categorical_accuracy", 0.85, "00:02:00", "1000_1", ""),
+        (ids[0], "RUNNING", 2, 30, "val_categorical_accuracy", 0.85, "", "1000_0", ""),
+        (ids[1], "COMPLETED", 2, 30, "val_categorical_accuracy", 0.85, "", "1000_1", ""),
         (ids[2], "PENDING", 0, 30, "", None, "", "1000_2", "Priority"),
         (
             ids[3],
@@ -156,7 +156,7 @@ def test_gather_merges_scheduler_states_with_run_folders(tmp_path: Path) -> None
             30,
             "",
             None,
-            "00:10:01",
+            "",
             "1000_3",
             "slurmstepd: error: *** JOB 1003 CANCELLED DUE TO TIME LIMIT ***",
         ),
@@ -167,7 +167,7 @@ def test_gather_merges_scheduler_states_with_run_folders(tmp_path: Path) -> None
             30,
             "",
             None,
-            "00:00:05",
+            "",
             "1000_4",
             "the task ended without writing this run's result",
         ),
@@ -249,24 +249,54 @@ def test_gather_1000_runs_makes_one_scheduler_call(tmp_path: Path) -> None:
     assert got.runs[500].note == "JobArrayTaskLimit"
 
 
-def test_large_sweeps_list_the_runs_that_need_a_look_first() -> None:
-    states = ["COMPLETED"] * 5 + ["FAILED", "RUNNING"] + ["PENDING"] * 3
+def test_rows_that_need_a_look_come_first_failed_then_running_then_the_quiet() -> None:
+    states = ["PRUNED", "COMPLETED", "PRUNED", "FAILED", "RUNNING", "PENDING", "COMPLETED", "DIVERGED"]
     runs = [status.RunStatus(f"r{i}", "c", 0, s, 0, 1, "", None, "", "") for i, s in enumerate(states)]
     st = status.SweepStatus("x", runs)
     shown, left = st.shown(4)
-    assert [r.run_id for r in shown] == ["r0", "r1", "r5", "r6"]
-    assert left == {"PENDING": 3, "COMPLETED": 3}
-    assert st.shown(None) == (runs, {})
-    assert st.shown(10) == (runs, {})
+    assert [r.run_id for r in shown] == ["r3", "r7", "r4", "r5"]
+    assert left == {"COMPLETED": 2, "PRUNED": 2}
+    everything = ["r3", "r7", "r4", "r5", "r1", "r6", "r0", "r2"]  # the search's survivors before the stopped
+    assert [r.run_id for r in st.shown(None)[0]] == everything
+    assert [r.run_id for r in st.shown(10)[0]] == everything
 
 
-def test_elapsed_is_the_runs_own_time_where_it_is_known() -> None:
+def test_a_search_in_an_80x24_terminal_lists_its_running_runs_above_the_pruned_ones() -> None:
+    states = ["PRUNED"] * 30 + ["RUNNING"] * 3 + ["PRUNED"] * 20
+    runs = [status.RunStatus(f"r{i}", "c", 0, s, 1, 2, "", None, "", "") for i, s in enumerate(states)]
+    text = render.to_text(render.status_table(status.SweepStatus("quest", runs), 50, 80, 24))
+    rows = [line.split()[1] for line in text.splitlines()[3:] if line.startswith("r")]
+    assert rows[:3] == ["RUNNING"] * 3 and set(rows[3:]) == {"PRUNED"}
+
+
+def test_elapsed_is_the_runs_own_time_and_never_its_jobs() -> None:
     result = {"started": "2026-11-27T10:00:00+00:00", "finished": "2026-11-27T11:02:03+00:00"}
-    task = JobRow("RUNNING", elapsed="01:30:00")
-    assert status.elapsed(result, task, "COMPLETED") == "01:02:03"
-    assert status.elapsed(None, task, "RUNNING") == "01:30:00"
-    assert status.elapsed(None, task, "PENDING") == ""  # waiting behind other runs of its task
-    assert status.elapsed(None, None, "SUBMITTED") == ""
+    assert status.elapsed(result, None, now=0.0) == "01:02:03"
+    assert status.elapsed(None, 1000.0, now=1075.4) == "00:01:15"  # training: since its process took it
+    assert status.elapsed({"status": "FAILED"}, 1000.0, now=1010.0) == "00:00:10"  # trained again
+    assert status.elapsed(None, None, now=5.0) == ""  # waiting, or ended without a result
+
+
+def test_elapsed_of_a_run_never_goes_back_from_running_to_completed(tmp_path: Path) -> None:
+    """It did: a running run showed its job's time (01:30:00 into a task that trained others first), then
+    the run's own once it had a result (00:01:40)."""
+    runs = expand(load_spec(EXAMPLES / "moons.toml"))[:1]
+    run_id = runs[0].run_id
+    sweep = _sweep(tmp_path, runs, [[run_id]])
+    fake = FakeBackend(scripted={("1000", 0): JobRow("RUNNING", elapsed="01:30:00")})
+    sweep.run_dir(run_id).mkdir(parents=True)
+    layout.write_text(sweep.history(run_id), HISTORY)
+    with locks.run_lock(sweep, run_id) as held:
+        assert held is not None
+        running = status.gather(sweep, backend_for=lambda name: fake).runs[0]
+    layout.write_json(
+        sweep.result(run_id),
+        {"status": "COMPLETED", "started": "2026-11-27T10:00:00", "finished": "2026-11-27T10:01:40"},
+    )
+    fake.scripted = {("1000", 0): JobRow("COMPLETED", elapsed="01:31:00")}
+    completed = status.gather(sweep, backend_for=lambda name: fake).runs[0]
+    assert (running.state, completed.state) == ("RUNNING", "COMPLETED")
+    assert running.elapsed <= "00:00:05" and completed.elapsed == "00:01:40"
 
 
 def test_job_logs_are_named_by_submitit() -> None:
