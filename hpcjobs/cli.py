@@ -225,8 +225,8 @@ def status_cmd(
 @click.option(
     "--epochs",
     is_flag=True,
-    help="Output the long-form table of every epoch of every run (run_id, config_id, seed, epoch, "
-    "metrics) instead of the summary.",
+    help="Output the long-form table of every epoch of every run (run_id, config_id, seed, epoch counted "
+    "from 1 like best epoch, metrics) instead of the summary.",
 )
 @click.option("--plot", is_flag=True, help="Also write PNG figures into the sweep's plots/ folder.")
 @clikit.wide_option

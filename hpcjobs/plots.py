@@ -26,13 +26,13 @@ DPI = 100
 
 
 def curve_bands(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per configuration and epoch (1-based, like best_epoch): mean, min and max of `metric` over seeds."""
+    """Per configuration and epoch (from 1, as the epochs table has it): mean, min and max of `metric` over
+    seeds."""
     rows = epochs.dropna(subset=[metric])
     bands = rows.groupby(["config_id", "epoch"], sort=False, observed=True)[metric].agg(
         ["mean", "min", "max"]
     )
-    bands = bands.reset_index().sort_values(["config_id", "epoch"], kind="stable")
-    return bands.assign(epoch=bands["epoch"] + 1)
+    return bands.reset_index().sort_values(["config_id", "epoch"], kind="stable")
 
 
 LINES = ("-", "--", ":", "-.")
@@ -90,7 +90,7 @@ def learning_curves(col: Collection, metric: str, title: str) -> Figure:
     styles = curve_styles(col.summary)
     colors = _colors(1 + max((c for c, _ in styles.values()), default=0))
     stem = metric.removeprefix("val_")
-    last = int(col.epochs["epoch"].max()) + 1 if len(col.epochs) else 1
+    last = int(col.epochs["epoch"].max()) if len(col.epochs) else 1
     # A halving search's configurations stopped below its highest rung: thinner lines.
     rungs = col.summary["rung"] if "rung" in col.summary else pd.Series(0, index=col.summary.index)
     stopped = set(col.summary.loc[rungs < rungs.max(), "config_id"])

@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.table import Table
 
-from hpcjobs import collect, layout, manifest, render
+from hpcjobs import collect, layout, manifest, plan, render
 from hpcjobs.cli import cli
 from hpcjobs.collect import Collection, Query, QueryError
 from hpcjobs.spec import expand, load_spec
-from hpcjobs.vocab import Submission
+from hpcjobs.vocab import Objective, Submission
 
 from .conftest import EXAMPLES, PACKED
 
@@ -529,6 +529,50 @@ def test_a_sweep_not_varying_the_architecture_still_shows_it(tmp_path: Path) -> 
     got = collect.collect(sweep)
     assert got.summary["model.hidden"].tolist() == ["[64]"]
     assert got.epochs["model.hidden"].unique().tolist() == ["[64]"]
+
+
+# Validation accuracy per epoch, one run each (Keras writes epoch 0 first): their bests at epochs 2, 1, 3
+# (counted from 1, as result.json's best_epoch is), a tie at epochs 2 and 3 (the first counts) and a
+# resumed run that repeated epochs 1 and 2 (0 and 1 in the file: the last row of each counts).
+PEAKS = [
+    "0,1.0,0.6\n1,1.0,0.9\n2,1.0,0.7\n",
+    "0,1.0,0.95\n1,1.0,0.8\n2,1.0,0.85\n",
+    "0,1.0,0.5\n1,1.0,0.6\n2,1.0,0.7\n",
+    "0,1.0,0.4\n1,1.0,0.8\n2,1.0,0.8\n",
+    "0,1.0,0.3\n1,1.0,0.99\n0,1.0,0.7\n1,1.0,0.75\n2,1.0,0.72\n",
+    "0,1.0,0.1\n1,1.0,0.2\n2,1.0,0.3\n3,1.0,0.9\n4,1.0,0.2\n",
+]
+
+
+def test_the_epochs_row_at_a_runs_best_epoch_holds_its_best_value(tmp_path: Path) -> None:
+    runs = expand(load_spec(EXAMPLES / "moons.toml"))
+    sweep = layout.SweepDir(tmp_path / "moons")
+    manifest.write(sweep, manifest.Manifest.new("moons", "tensorflow", runs, PACKED))
+    bests = {}
+    for run, peaks in zip(runs, PEAKS, strict=True):
+        text = "epoch,loss,val_categorical_accuracy\n" + peaks
+        layout.write_text(sweep.history(run.run_id), text)
+        # What the run's own result.json says, from the same file.
+        frame = pd.read_csv(io.StringIO(text))
+        result = plan.summarize_history(frame, Objective("val_categorical_accuracy", "max"))
+        bests[run.run_id] = (result["best_epoch"], result["best"]["val_categorical_accuracy"])
+    assert list(bests.values()) == [(2, 0.9), (1, 0.95), (3, 0.7), (2, 0.8), (2, 0.75), (4, 0.9)]
+
+    got = collect.collect(sweep)
+    assert dict(zip(got.runs["run_id"], got.runs["best_epoch"], strict=True)) == {
+        r: epoch for r, (epoch, _) in bests.items()
+    }
+    args = ["collect", "moons", "--results", str(tmp_path), "--epochs", "--format", "csv"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    epochs = pd.read_csv(io.StringIO(result.stdout))
+    at = epochs.set_index(["run_id", "epoch"])["val_categorical_accuracy"]
+    assert {run_id: at.get((run_id, epoch)) for run_id, (epoch, _) in bests.items()} == {
+        run_id: value for run_id, (_, value) in bests.items()
+    }
+    assert epochs.groupby("run_id", sort=False)["epoch"].agg(["min", "max"]).values.tolist() == [
+        [1, n] for n in (3, 3, 3, 3, 3, 5)
+    ]
 
 
 def digits_sweep(results: Path, unfinished: int = 23) -> layout.SweepDir:
