@@ -200,7 +200,8 @@ def status_cmd(
     type=click.Choice(["table", "csv", "md", "json", "parquet"]),
     default="table",
     show_default=True,
-    help="table and md show 'mean ± std' text; csv, json and parquet every number. parquet needs --out.",
+    help="table and md show 'mean ± std' text; csv, json and parquet every number (json: lists as lists). "
+    "parquet needs --out.",
 )
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write there instead of stdout.")
 @click.option(
