@@ -213,7 +213,8 @@ def status_cmd(
     type=click.Choice(["table", "csv", "md", "json", "parquet"]),
     default="table",
     show_default=True,
-    help="table and md show 'mean ± std' text; csv, json and parquet every number. parquet needs --out.",
+    help="table and md show 'mean ± std' text; csv, json and parquet every number (json: lists as lists). "
+    "parquet needs --out.",
 )
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write there instead of stdout.")
 @click.option(
@@ -238,8 +239,8 @@ def status_cmd(
 @click.option(
     "--epochs",
     is_flag=True,
-    help="Output the long-form table of every epoch of every run (run_id, config_id, seed, epoch, "
-    "metrics) instead of the summary.",
+    help="Output the long-form table of every epoch of every run (run_id, config_id, seed, epoch counted "
+    "from 1 like best epoch, metrics) instead of the summary.",
 )
 @click.option("--plot", is_flag=True, help="Also write PNG figures into the sweep's plots/ folder.")
 @clikit.wide_option

@@ -114,9 +114,10 @@ def with_settings(epochs: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration, in run order: the settings that vary, depth, params, runs finished of all,
-    outcomes counted, and mean and sample std over finished seeds of every measure (best_*, test_*, final_*,
-    seconds_per_epoch, samples_per_second) as <measure>_mean, <measure>_std. Pure."""
+    """One row per configuration, in run order: the settings that vary, depth, params, runs finished and
+    runs in all (numbers: render.py writes them '2/3'), outcomes counted, and mean and sample std over
+    finished seeds of every measure (best_*, test_*, final_*, seconds_per_epoch, samples_per_second) as
+    <measure>_mean, <measure>_std. Pure."""
     if runs.empty:
         return pd.DataFrame()
     settings = shown_settings(runs)
@@ -127,8 +128,8 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     if "rung" in runs:
         out["rung"] = groups["rung"].max()
     finished = runs["status"].isin(list(FINISHED))
-    done = finished.groupby(runs["config_id"], sort=False).sum()
-    out["finished"] = [f"{k}/{n}" for k, n in zip(done, groups.size(), strict=True)]
+    out["runs_finished"] = finished.groupby(runs["config_id"], sort=False).sum()
+    out["runs_total"] = groups.size()
     outcomes: dict[str, list[tuple[str, int]]] = {}
     for (config_id, state), n in runs.groupby(["config_id", "status"], sort=False).size().items():
         outcomes.setdefault(config_id, []).append((state, n))

@@ -1,5 +1,8 @@
 """History files: Keras CSVLogger text -> one array per distinct header, per-run figures, the long form.
 
+history.csv numbers epochs as Keras does, from 0; what this module hands on numbers them from 1, like
+result.json's best_epoch and diverged_epoch, so that a run's best epoch is the row of that number.
+
 Reading 10,000 small CSV files through pandas one at a time is dominated by per-call overhead, so the
 histories that share a header (in practice all of a sweep's) are joined and parsed by one `read_csv`; the
 per-run figures are then array operations over segments. A file that does not fit is parsed on its own,
@@ -115,7 +118,7 @@ def parse_histories(files: dict[str, bytes]) -> tuple[list[HistoryBlock], dict[s
 
 
 def history_stats(block: HistoryBlock) -> dict[str, dict[str, Any]]:
-    """Run id -> epochs done, the objective, its best epoch (1-based) with every validation value there,
+    """Run id -> epochs done, the objective, its best epoch (from 1) with every validation value there,
     and the final training loss. Vectorized over the block, choosing as Objective.best_epoch does: the
     first best value; a run whose objective is all NaN has no best epoch (None) and no best values."""
     lengths, data, columns = block.lengths, block.data, block.columns
@@ -132,9 +135,8 @@ def history_stats(block: HistoryBlock) -> dict[str, dict[str, Any]]:
         found = first_hit < ends
         best = np.where(found, first_hit, last)
         stats["monitor"] = [objective.name] * len(lengths)
-        stats["best_epoch"] = [
-            e if ok else None for e, ok in zip((best - starts + 1).tolist(), found, strict=True)
-        ]
+        epochs = data[best, columns.index("epoch")].astype(np.int64) + 1
+        stats["best_epoch"] = [e if ok else None for e, ok in zip(epochs.tolist(), found, strict=True)]
         for c in columns:
             if c.startswith("val_"):
                 stats[f"best_{c}"] = np.where(found, data[best, columns.index(c)], np.nan).tolist()
@@ -144,7 +146,8 @@ def history_stats(block: HistoryBlock) -> dict[str, dict[str, Any]]:
 
 
 def epochs_table(blocks: list[HistoryBlock], metas: list[dict[str, Any]]) -> pd.DataFrame:
-    """Long form for people's own pandas work: run_id, config_id, seed, epoch, then the logged metrics."""
+    """Long form for people's own pandas work: run_id, config_id, seed, epoch (from 1), then the logged
+    metrics."""
     by_id = {m["run_id"]: m for m in metas}
     frames: list[pd.DataFrame] = []
     for block in blocks:
@@ -157,7 +160,7 @@ def epochs_table(blocks: list[HistoryBlock], metas: list[dict[str, Any]]) -> pd.
                 "seed": np.array([by_id[r]["seed"] for r in block.run_ids], dtype=np.int64)[run],
             }
         )
-        frame["epoch"] = block.data[:, block.columns.index("epoch")].astype(np.int64)
+        frame["epoch"] = block.data[:, block.columns.index("epoch")].astype(np.int64) + 1
         metrics = [c for c in block.columns if c != "epoch"]
         frame[metrics] = block.data[:, [block.columns.index(c) for c in metrics]]
         frames.append(frame)

@@ -96,7 +96,9 @@ def summary_labels(summary: Any, wide: bool = True) -> dict[str, str]:
     """Summary column (or measure stem) -> the header people read, in display order."""
     labels = {c: c.split(".", 1)[1] for c in summary.columns if "." in c}
     labels |= {
-        c: "runs" if c == "finished" else c for c in ("depth", "params", "rung", "finished") if c in summary
+        c: "runs" if c == "runs_finished" else c
+        for c in ("depth", "params", "rung", "runs_finished")
+        if c in summary
     }
     labels |= {stem: header for stem, (header, _) in measures(summary, wide).items()}
     return labels | ({"outcomes": "outcomes"} if "outcomes" in summary else {})

@@ -27,13 +27,13 @@ DPI = 100
 
 
 def curve_bands(epochs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per configuration and epoch (1-based, like best_epoch): mean, min and max of `metric` over seeds."""
+    """Per configuration and epoch (from 1, as the epochs table has it): mean, min and max of `metric` over
+    seeds."""
     rows = epochs.dropna(subset=[metric])
     bands = rows.groupby(["config_id", "epoch"], sort=False, observed=True)[metric].agg(
         ["mean", "min", "max"]
     )
-    bands = bands.reset_index().sort_values(["config_id", "epoch"], kind="stable")
-    return bands.assign(epoch=bands["epoch"] + 1)
+    return bands.reset_index().sort_values(["config_id", "epoch"], kind="stable")
 
 
 LINES = ("-", "--", ":", "-.")

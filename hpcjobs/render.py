@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 from typing import Any
 
@@ -185,8 +186,8 @@ def mean_std(mean: Any, std: Any, digits: int = 4) -> str:
 
 
 def display_frame(summary: Any, wide: bool = True) -> Any:
-    """The summary as people read it: settings, sizes, runs finished, 'mean ± std' text, outcomes.
-    Not wide: only the measures the terminal has room for."""
+    """The summary as people read it: settings, sizes, runs finished of all ('2/3'), 'mean ± std' text,
+    outcomes. Not wide: only the measures the terminal has room for."""
     import pandas as pd
 
     out = pd.DataFrame(index=summary.index)
@@ -199,6 +200,8 @@ def display_frame(summary: Any, wide: bool = True) -> Any:
             out[header] = [mean_std(m, s, digits) for m, s in zip(means, std, strict=True)]
         elif column == "params":
             out[header] = summary[column].map(lambda p: "—" if pd.isna(p) else f"{int(p):,}")
+        elif column == "runs_finished":
+            out[header] = [f"{k}/{n}" for k, n in zip(summary[column], summary["runs_total"], strict=True)]
         else:
             out[header] = summary[column].astype(str)
     return out
@@ -211,7 +214,7 @@ def _numeric_headers(summary: Any) -> set[str]:
     return {
         header
         for column, header in summary_labels(summary).items()
-        if column not in summary or column == "finished" or pd.api.types.is_numeric_dtype(summary[column])
+        if column not in summary or pd.api.types.is_numeric_dtype(summary[column])
     }
 
 
@@ -238,7 +241,7 @@ def _redundant(summary: Any, column: str) -> bool:
     if column == "depth":
         return "model.hidden" in summary
     if column == "outcomes":
-        totals = [f.split("/")[1] for f in summary["finished"]]
+        totals = summary["runs_total"]
         return all(o == f"{n} COMPLETED" for o, n in zip(summary["outcomes"], totals, strict=True))
     return False
 
@@ -257,7 +260,7 @@ def summary_columns(summary: Any, main: str | None, wide: bool = False) -> list[
             right = header in numeric
             out.append(columns.Column(short_key(column), cells, right, priority=90, keep=True, min_width=8))
         elif wide or not _redundant(summary, column):
-            keep = column in ("finished", main_stem)
+            keep = column in ("runs_finished", main_stem)
             priority = 100 if keep else PRIORITY.get(column, 5)
             out.append(columns.Column(header, cells, header in numeric, priority, keep))
     return out
@@ -326,8 +329,19 @@ def frame_bytes(frame: Any, fmt: str) -> bytes:
         return str(frame.to_csv(index=False)).encode()
     if fmt == "md":
         return markdown(frame).encode()
-    records = str(frame.to_json(orient="records", indent=2)) if len(frame) else "[]"
+    records = str(_with_lists(frame).to_json(orient="records", indent=2)) if len(frame) else "[]"
     return (records + "\n").encode()
+
+
+def _with_lists(frame: Any) -> Any:
+    """The settings collect holds as JSON text so that they group and compare ('[64, 32]'), as the lists
+    they are: JSON has lists, csv has none and pandas cannot group parquet's."""
+    listed = {}
+    for column in (c for c in frame.columns if "." in c):
+        texts = frame[column].dropna().unique()
+        if len(texts) and all(isinstance(t, str) and t.startswith("[") for t in texts):
+            listed[column] = frame[column].map({t: json.loads(t) for t in texts})
+    return frame.assign(**listed)
 
 
 def summary_bytes(summary: Any, fmt: str) -> bytes:

@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.table import Table
 
-from hpcjobs import collect, layout, manifest, render
+from hpcjobs import collect, layout, manifest, plan, render
 from hpcjobs.cli import cli
 from hpcjobs.collect import Collection, Query, QueryError
 from hpcjobs.spec import expand, load_spec
-from hpcjobs.vocab import Submission
+from hpcjobs.vocab import Objective, Submission
 
 from .conftest import EXAMPLES, PACKED
 
@@ -129,7 +129,8 @@ def test_summarize_one_row_per_config_with_mean_and_sample_std() -> None:
         "model.hidden",
         "depth",
         "params",
-        "finished",
+        "runs_finished",
+        "runs_total",
         "outcomes",
         *(
             f"{m}_{s}"
@@ -155,8 +156,8 @@ def test_summarize_one_row_per_config_with_mean_and_sample_std() -> None:
 
 def test_summarize_counts_unfinished_runs_but_leaves_them_out_of_the_means() -> None:
     a, b = collect.summarize(_runs()).to_dict("records")
-    assert (a["finished"], a["outcomes"]) == ("3/3", "3 COMPLETED")
-    assert (b["finished"], b["outcomes"]) == ("2/3", "2 COMPLETED, 1 UNFINISHED")
+    assert (a["runs_finished"], a["runs_total"], a["outcomes"]) == (3, 3, "3 COMPLETED")
+    assert (b["runs_finished"], b["runs_total"], b["outcomes"]) == (2, 3, "2 COMPLETED, 1 UNFINISHED")
 
 
 def test_summarize_lists_outcomes_in_status_order_and_gives_one_seed_no_std() -> None:
@@ -165,7 +166,8 @@ def test_summarize_lists_outcomes_in_status_order_and_gives_one_seed_no_std() ->
         for seed, status in enumerate([None, "FAILED", "DIVERGED", "COMPLETED", "DIVERGED"])
     ]
     (row,) = collect.summarize(pd.DataFrame(rows)).to_dict("records")
-    assert (row["finished"], row["outcomes"]) == ("3/5", "1 COMPLETED, 2 DIVERGED, 1 FAILED, 1 UNFINISHED")
+    assert (row["runs_finished"], row["runs_total"]) == (3, 5)
+    assert row["outcomes"] == "1 COMPLETED, 2 DIVERGED, 1 FAILED, 1 UNFINISHED"
     one = collect.summarize(pd.DataFrame(rows[3:4])).iloc[0]
     assert one["best_val_categorical_accuracy_mean"] == 0.7 and math.isnan(
         one["best_val_categorical_accuracy_std"]
@@ -178,7 +180,7 @@ def test_summarize_of_runs_none_of_which_finished_keeps_the_configs_with_nan_mea
         collect.run_row(_meta("B", 0, [9]), None, None),
     ]
     summary = collect.summarize(pd.DataFrame(rows))
-    assert summary["finished"].tolist() == ["0/1", "0/1"]
+    assert summary[["runs_finished", "runs_total"]].values.tolist() == [[0, 1], [0, 1]]
     assert summary["best_val_categorical_accuracy_mean"].isna().all()
 
 
@@ -209,7 +211,7 @@ def test_summary_mean_and_std_match_numpy(bests: list[list[float]]) -> None:
     for (_, row), values in zip(summary.iterrows(), bests, strict=True):
         assert row["best_val_loss_mean"] == pytest.approx(np.mean(values), rel=1e-9, abs=1e-12)
         assert row["best_val_loss_std"] == pytest.approx(np.std(values, ddof=1), rel=1e-9, abs=1e-12)
-        assert row["finished"] == f"{len(values)}/{len(values)}"
+        assert row["runs_finished"] == row["runs_total"] == len(values)
 
 
 # --- where, sort, top -------------------------------------------------------------------------------
@@ -228,7 +230,8 @@ SUMMARY = pd.DataFrame(
         "config_id": ["a", "b", "c"],
         "model.hidden": ["[64, 32]", "[128]", "[128]"],
         "depth": [2, 1, 1],
-        "finished": ["2/2", "1/1", "1/1"],
+        "runs_finished": [2, 1, 1],
+        "runs_total": [2, 1, 1],
         "best_val_categorical_accuracy_mean": [0.8, 0.9, NAN],
         "best_val_loss_mean": [0.5, 0.3, 0.4],
         "test_f1_macro_mean": [0.7, 0.85, 0.9],
@@ -319,7 +322,8 @@ def test_a_setting_answers_to_its_dotted_key_its_name_and_its_short_header(key: 
         ("test F1", "test_f1_macro_mean"),
         ("Best Val Acc", "best_val_categorical_accuracy_mean"),
         ("hidden", "model.hidden"),
-        ("runs", "finished"),
+        ("runs", "runs_finished"),
+        ("runs_total", "runs_total"),
         ("depth", "depth"),
     ],
 )
@@ -331,9 +335,9 @@ def test_sort_by_an_unknown_name_lists_what_there_is() -> None:
     with pytest.raises(QueryError) as raised:
         collect.sort_column(SUMMARY, "f2")
     assert str(raised.value) == (
-        "--sort 'f2': unknown key 'f2'; valid keys: model.hidden ('hidden'), depth, finished ('runs'), "
+        "--sort 'f2': unknown key 'f2'; valid keys: model.hidden ('hidden'), depth, runs_finished ('runs'), "
         "best_val_categorical_accuracy ('best val acc'), best_val_loss ('best val loss'), "
-        "test_f1_macro ('test F1'), seconds_per_epoch ('s/epoch'), config_id"
+        "test_f1_macro ('test F1'), seconds_per_epoch ('s/epoch'), config_id, runs_total"
     )
 
 
@@ -401,7 +405,8 @@ SMALL = pd.DataFrame(
         "model.hidden": ["[8]", "[16, 16]"],
         "depth": [1, 2],
         "params": [50, 400],
-        "finished": ["2/2", "1/2"],
+        "runs_finished": [2, 1],
+        "runs_total": [2, 2],
         "outcomes": ["2 COMPLETED", "1 COMPLETED, 1 UNFINISHED"],
         "best_val_accuracy_mean": [0.9, 0.85],
         "best_val_accuracy_std": [0.01, NAN],
@@ -411,8 +416,9 @@ SMALL = pd.DataFrame(
 
 def test_csv_keeps_every_number() -> None:
     assert render.summary_bytes(SMALL, "csv").decode() == (
-        "config_id,model.hidden,depth,params,finished,outcomes,best_val_accuracy_mean,best_val_accuracy_std\n"
-        'a,[8],1,50,2/2,2 COMPLETED,0.9,0.01\nb,"[16, 16]",2,400,1/2,"1 COMPLETED, 1 UNFINISHED",0.85,\n'
+        "config_id,model.hidden,depth,params,runs_finished,runs_total,outcomes,best_val_accuracy_mean,"
+        "best_val_accuracy_std\n"
+        'a,[8],1,50,2,2,2 COMPLETED,0.9,0.01\nb,"[16, 16]",2,400,1,2,"1 COMPLETED, 1 UNFINISHED",0.85,\n'
     )
 
 
@@ -430,24 +436,26 @@ def test_markdown_is_the_table_people_read() -> None:
     )
 
 
-def test_json_is_records_with_null_for_missing() -> None:
+def test_json_is_records_of_numbers_and_lists_with_null_for_missing() -> None:
     assert json.loads(render.summary_bytes(SMALL, "json")) == [
         {
             "config_id": "a",
-            "model.hidden": "[8]",
+            "model.hidden": [8],
             "depth": 1,
             "params": 50,
-            "finished": "2/2",
+            "runs_finished": 2,
+            "runs_total": 2,
             "outcomes": "2 COMPLETED",
             "best_val_accuracy_mean": 0.9,
             "best_val_accuracy_std": 0.01,
         },
         {
             "config_id": "b",
-            "model.hidden": "[16, 16]",
+            "model.hidden": [16, 16],
             "depth": 2,
             "params": 400,
-            "finished": "1/2",
+            "runs_finished": 1,
+            "runs_total": 2,
             "outcomes": "1 COMPLETED, 1 UNFINISHED",
             "best_val_accuracy_mean": 0.85,
             "best_val_accuracy_std": None,
@@ -523,7 +531,7 @@ def test_collect_reports_a_corrupt_history_and_summarises_the_rest(tmp_path: Pat
     assert got.runs["status"].tolist() == ["COMPLETED"] * 3 + [no_epochs] + ["UNFINISHED"] * 2
     assert len(got.epochs) == 10
     summary = got.summary.set_index("config_id")
-    assert summary["finished"].tolist() == ["2/2", "1/2", "0/2"]
+    assert summary["runs_finished"].tolist() == [2, 1, 0]
     assert summary["outcomes"].tolist()[1] == f"1 COMPLETED, 1 {no_epochs}"
     assert summary["best_val_categorical_accuracy_mean"].tolist()[:2] == pytest.approx([0.85, 0.7])
     assert summary["test_accuracy_mean"].tolist()[:2] == pytest.approx([0.85, 0.7])
@@ -554,6 +562,50 @@ def test_a_sweep_not_varying_the_architecture_still_shows_it(tmp_path: Path) -> 
     got = collect.collect(sweep)
     assert got.summary["model.hidden"].tolist() == ["[64]"]
     assert got.epochs["model.hidden"].unique().tolist() == ["[64]"]
+
+
+# Validation accuracy per epoch, one run each (Keras writes epoch 0 first): their bests at epochs 2, 1, 3
+# (counted from 1, as result.json's best_epoch is), a tie at epochs 2 and 3 (the first counts) and a
+# resumed run that repeated epochs 1 and 2 (0 and 1 in the file: the last row of each counts).
+PEAKS = [
+    "0,1.0,0.6\n1,1.0,0.9\n2,1.0,0.7\n",
+    "0,1.0,0.95\n1,1.0,0.8\n2,1.0,0.85\n",
+    "0,1.0,0.5\n1,1.0,0.6\n2,1.0,0.7\n",
+    "0,1.0,0.4\n1,1.0,0.8\n2,1.0,0.8\n",
+    "0,1.0,0.3\n1,1.0,0.99\n0,1.0,0.7\n1,1.0,0.75\n2,1.0,0.72\n",
+    "0,1.0,0.1\n1,1.0,0.2\n2,1.0,0.3\n3,1.0,0.9\n4,1.0,0.2\n",
+]
+
+
+def test_the_epochs_row_at_a_runs_best_epoch_holds_its_best_value(tmp_path: Path) -> None:
+    runs = expand(load_spec(EXAMPLES / "moons.toml"))
+    sweep = layout.SweepDir(tmp_path / "moons")
+    manifest.write(sweep, manifest.Manifest.new("moons", "tensorflow", runs, PACKED))
+    bests = {}
+    for run, peaks in zip(runs, PEAKS, strict=True):
+        text = "epoch,loss,val_categorical_accuracy\n" + peaks
+        layout.write_text(sweep.history(run.run_id), text)
+        # What the run's own result.json says, from the same file.
+        frame = pd.read_csv(io.StringIO(text))
+        result = plan.summarize_history(frame, Objective("val_categorical_accuracy", "max"))
+        bests[run.run_id] = (result["best_epoch"], result["best"]["val_categorical_accuracy"])
+    assert list(bests.values()) == [(2, 0.9), (1, 0.95), (3, 0.7), (2, 0.8), (2, 0.75), (4, 0.9)]
+
+    got = collect.collect(sweep)
+    assert dict(zip(got.runs["run_id"], got.runs["best_epoch"], strict=True)) == {
+        r: epoch for r, (epoch, _) in bests.items()
+    }
+    args = ["collect", "moons", "--results", str(tmp_path), "--epochs", "--format", "csv"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    epochs = pd.read_csv(io.StringIO(result.stdout))
+    at = epochs.set_index(["run_id", "epoch"])["val_categorical_accuracy"]
+    assert {run_id: at.get((run_id, epoch)) for run_id, (epoch, _) in bests.items()} == {
+        run_id: value for run_id, (_, value) in bests.items()
+    }
+    assert epochs.groupby("run_id", sort=False)["epoch"].agg(["min", "max"]).values.tolist() == [
+        [1, n] for n in (3, 3, 3, 3, 3, 5)
+    ]
 
 
 def digits_sweep(results: Path, unfinished: int = 23) -> layout.SweepDir:
@@ -604,7 +656,11 @@ def test_cli_table_shows_a_partial_sweep_and_writes_the_whole_summary_csv(tmp_pa
     full = pd.read_csv(sweep.summary_csv)
     assert len(full) == 8
     last = full.iloc[-1]
-    assert (last["config_id"], last["finished"]) == ("hidden-32__learning_rate-0.003", "2/3")
+    assert (last["config_id"], last["runs_finished"], last["runs_total"]) == (
+        "hidden-32__learning_rate-0.003",
+        2,
+        3,
+    )
     assert last["outcomes"] == "2 COMPLETED, 1 UNFINISHED"
 
 
@@ -621,15 +677,21 @@ def test_cli_sorts_filters_and_keeps_the_top(tmp_path: Path) -> None:
     assert rows["test_f1_macro_mean"].tolist() == pytest.approx([0.86, 0.85, 0.81])
 
 
-def test_cli_where_a_list_setting_outputs_json(tmp_path: Path) -> None:
+def test_cli_json_has_numbers_and_lists_where_the_table_has_text(tmp_path: Path) -> None:
     digits_sweep(tmp_path)
-    result = _collect(
-        tmp_path, "--format", "json", "--where", "model.hidden=[64,32]", "--ascending", "--sort", "params"
-    )
+    where = ("--where", "model.hidden=[64,32]", "--ascending", "--sort", "params")
+    result = _collect(tmp_path, "--format", "json", *where)
     assert result.exit_code == 0, result.output
-    assert [(r["model.hidden"], r["train.learning_rate"]) for r in json.loads(result.stdout)] == [
-        ("[64, 32]", 0.001),
-        ("[64, 32]", 0.003),
+    assert [
+        (r["model.hidden"], r["train.learning_rate"], r["runs_finished"], r["runs_total"])
+        for r in json.loads(result.stdout)
+    ] == [([64, 32], 0.001, 3, 3), ([64, 32], 0.003, 3, 3)]
+    epochs = _collect(tmp_path, "--format", "json", "--epochs", *where)
+    assert {tuple(r["model.hidden"]) for r in json.loads(epochs.stdout)} == {(64, 32)}
+    table = _collect(tmp_path, *where)
+    assert [line.split()[:5] for line in table.stdout.splitlines() if line.startswith("64x32")] == [
+        ["64x32", "0.001", "2", "6,570", "3/3"],
+        ["64x32", "0.003", "2", "6,570", "3/3"],
     ]
 
 

@@ -33,8 +33,8 @@ def test_moons_example_runs_locally_end_to_end(tmp_path: Path) -> None:
     collected = runner.invoke(cli, ["collect", "moons", "--results", results, "--format", "json"])
     assert collected.exit_code == 0, collected.output
     rows = json.loads(collected.output)
-    assert [r["model.hidden"] for r in rows] == ["[3, 5]", "[16, 16]", "[64]"]
-    assert [r["finished"] for r in rows] == ["2/2"] * 3
+    assert [r["model.hidden"] for r in rows] == [[3, 5], [16, 16], [64]]
+    assert [(r["runs_finished"], r["runs_total"]) for r in rows] == [(2, 2)] * 3
     assert [r["params"] for r in rows] == [41, 354, 322]  # 2·3+3 + 3·5+5 + 5·2+2, and so on
     for row in rows:
         assert 0.5 < row["best_val_categorical_accuracy_mean"] <= 1.0

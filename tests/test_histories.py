@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import math
 
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hpcjobs import histories, history
+from hpcjobs import histories, history, plan
 from hpcjobs.vocab import Objective
 
 HEADER = b"epoch,loss,val_categorical_accuracy,val_loss\n"
@@ -121,6 +123,13 @@ def test_stats_of_an_objective_never_recorded_have_no_best_epoch_as_in_result_js
     assert (stats["b"]["best_epoch"], stats["b"]["best_val_loss"]) == (1, 0.8)
 
 
+def test_the_best_epoch_is_the_history_rows_keras_epoch_plus_1_as_result_json_counts_it() -> None:
+    # A history whose first rows are gone (cut by hand): the best row is Keras' epoch 3, not the 2nd row.
+    text = b"epoch,loss,val_loss\n2,1.0,0.9\n3,0.8,0.7\n4,0.6,0.8\n"
+    result = plan.summarize_history(pd.read_csv(io.BytesIO(text)), Objective("val_loss", "min"))
+    assert _stats({"a": text})["a"]["best_epoch"] == result["best_epoch"] == 4
+
+
 def test_stats_without_validation_columns_have_no_monitor() -> None:
     assert _stats({"a": b"epoch,loss,categorical_accuracy\n0,0.9,0.6\n1,0.5,0.7\n"}) == {
         "a": {"epochs_done": 2, "final_loss": 0.5}
@@ -150,7 +159,7 @@ def test_stats_over_a_block_match_a_run_by_run_reference(runs: list[list[float]]
 # --- epochs_table -----------------------------------------------------------------------------------
 
 
-def test_epochs_table_is_long_form_one_row_per_run_and_epoch() -> None:
+def test_epochs_table_is_long_form_one_row_per_run_and_epoch_counted_from_1_like_best_epoch() -> None:
     blocks, _ = histories.parse_histories(
         {"c1__seed-0": HEADER + b"0,0.9,0.6,0.8\n1,0.5,0.7,0.4\n", "c1__seed-1": HEADER + b"0,0.8,0.65,0.7\n"}
     )
@@ -167,9 +176,9 @@ def test_epochs_table_is_long_form_one_row_per_run_and_epoch() -> None:
     ]
     assert table.dtypes.astype(str).tolist()[:4] == ["category", "category", "int64", "int64"]
     assert table.astype({"run_id": str, "config_id": str}).values.tolist() == [
-        ["c1__seed-0", "c1", 0, 0, 0.9, 0.6, 0.8],
-        ["c1__seed-0", "c1", 0, 1, 0.5, 0.7, 0.4],
-        ["c1__seed-1", "c1", 1, 0, 0.8, 0.65, 0.7],
+        ["c1__seed-0", "c1", 0, 1, 0.9, 0.6, 0.8],
+        ["c1__seed-0", "c1", 0, 2, 0.5, 0.7, 0.4],
+        ["c1__seed-1", "c1", 1, 1, 0.8, 0.65, 0.7],
     ]
 
 

@@ -22,12 +22,12 @@ from .conftest import EXAMPLES
 from .test_collect import digits_sweep
 
 
-def test_curve_bands_are_mean_min_max_over_seeds_per_epoch_counted_from_1() -> None:
+def test_curve_bands_are_mean_min_max_over_seeds_per_epoch_as_the_epochs_table_numbers_it() -> None:
     # config_id is categorical in the epochs table: an unused category (after --where) must not show up.
     epochs = pd.DataFrame(
         {
             "config_id": pd.Categorical(["b", "b", "b", "b", "a", "a"], categories=["a", "b", "z"]),
-            "epoch": [0, 1, 0, 1, 0, 1],
+            "epoch": [1, 2, 1, 2, 1, 2],
             "val_loss": [1.0, 0.5, 3.0, np.nan, 2.0, 1.0],
         }
     )

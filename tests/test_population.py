@@ -389,7 +389,7 @@ def test_a_jax_sweep_trains_as_populations_and_reads_like_runs_alone(tmp_path):
     collected = json.loads(
         runner.invoke(cli, ["collect", "pop", "--results", results, "--format", "json"]).output
     )
-    assert [r["finished"] for r in collected] == ["2/2", "2/2"]
+    assert [(r["runs_finished"], r["runs_total"]) for r in collected] == [(2, 2), (2, 2)]
     assert all(0.5 < r["best_val_categorical_accuracy_mean"] <= 1.0 for r in collected)
 
     # One member fails after the fact (as if its node had died): resubmit trains it alone, from epoch 0.
