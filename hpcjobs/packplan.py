@@ -52,6 +52,17 @@ class Costs:
 
 
 @dataclass(frozen=True)
+class Room:
+    """Where the tasks run, as a backend reports it."""
+
+    slots: int  # tasks that can run at once
+    where: str  # for the user: "2 GPUs in 'gpu'", "CPU, 2 processes"
+    queue_s: float = QUEUE_S
+    all_at_once: bool = False  # every task starts when submitted (the local executor): no more than slots
+    gpu: bool | None = None  # whether tasks train on a GPU; None: not known here
+
+
+@dataclass(frozen=True)
 class Plan:
     """The packing chosen and its estimate, with the parts it was made of (to print beside it)."""
 
