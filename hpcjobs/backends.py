@@ -16,7 +16,7 @@ import subprocess
 import sys
 import types
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import packplan, slurm
@@ -268,9 +268,16 @@ class LocalBackend:
     def check(self) -> None:
         """Nothing to reach."""
 
+    def room(self, settings: SlurmSettings) -> packplan.Room:
+        """A slot per worker process, all started at once, none waiting in a queue."""
+        processes, gpus = self.workers
+        return packplan.Room(processes, self.device, queue_s=0.0, all_at_once=True, gpu=bool(gpus))
+
     def group(self, run_ids: Sequence[str], settings: SlurmSettings) -> list[list[str]]:
-        """A lane per worker process: each trains its share in turn (the import is paid once)."""
-        return lanes(run_ids, self.workers[0])
+        """A task (one process) per runs_per_task runs, as packing.pack resolved it for this room; a lane
+        per worker where there would be more tasks than workers (a sweep packed for Slurm before)."""
+        tasks = slurm.group(run_ids, replace(settings, trials_per_gpu=1))
+        return tasks if len(tasks) <= self.workers[0] else lanes(run_ids, self.workers[0])
 
     def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[Submission]:
         from .submititlib import submitit
@@ -322,10 +329,14 @@ class FakeBackend:
     followed: list[list[str]] = field(default_factory=list)  # the jobs each follow-up waits for
     state_calls: int = 0
     down: bool = False
+    scripted_room: packplan.Room | None = None  # None: the [slurm] table's array_parallelism, no other limit
 
     def check(self) -> None:
         if self.down:
             raise BackendError("Slurm is not reachable: fake controller is down")
+
+    def room(self, settings: SlurmSettings) -> packplan.Room:
+        return self.scripted_room or slurm_room(settings, slurm.Limits(settings.partition))
 
     def group(self, run_ids: Sequence[str], settings: SlurmSettings) -> list[list[str]]:
         return slurm.group(run_ids, settings)

@@ -59,6 +59,8 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
     outcome = sweeps.submit(sweep_file, results, backend, backends.for_executor, dry_run=dry_run)
     name, todo = outcome.sweep.name, outcome.to_submit
     plan = render.packing_plan(outcome.tasks, outcome.settings.parallel, backend.name)
+    if outcome.plan:
+        plan += f"; {render.estimate(outcome.plan, outcome.where)}"
     if dry_run:
         for script in outcome.scripts:
             click.echo(script)

@@ -88,15 +88,20 @@ def _source(row: Mapping[str, Any]) -> Any:
     return row.get("config", {}).get("data", {}).get("source")
 
 
-def read_results(root: Path, backend: str, most: int = MOST_RESULTS) -> list[dict[str, Any]]:
+def read_results(
+    root: Path, backend: str, executor: str = "", most: int = MOST_RESULTS
+) -> list[dict[str, Any]]:
     """The finished results of one Keras backend in the results folder, newest sweeps first, `most` at
-    most. Anything unreadable is passed over: this only informs an estimate."""
+    most: those of runs the `executor` trained where there are any (a login node's local runs start and
+    train unlike a cluster's), else all. Anything unreadable is passed over: this only informs an estimate."""
     try:
         sweeps = sorted(layout.known_sweeps(root), key=lambda s: s.manifest.stat().st_mtime, reverse=True)
     except OSError:
         return []
-    out: list[dict[str, Any]] = []
+    mine: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
     for sweep in sweeps:
+        ran_by = _executors(sweep)
         try:
             paths = sorted(sweep.root.glob(str(sweep.result("*").relative_to(sweep.root))))
         except OSError:
@@ -107,7 +112,16 @@ def read_results(root: Path, backend: str, most: int = MOST_RESULTS) -> list[dic
             except (OSError, ValueError):
                 continue
             if isinstance(row, dict) and row.get("backend") == backend and row.get("startup_seconds"):
-                out.append(row)
-                if len(out) >= most:
-                    return out
-    return out
+                (mine if ran_by.get(path.parent.name) == executor else others).append(row)
+                if len(mine) >= most:
+                    return mine
+    return mine or others[:most]
+
+
+def _executors(sweep: layout.SweepDir) -> dict[str, str]:
+    """Run id -> the executor that last took it, from the manifest's submissions."""
+    try:
+        data = json.loads(sweep.manifest.read_text())
+        return {r: sub["executor"] for sub in data["submissions"] for task in sub["tasks"] for r in task}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}

@@ -105,20 +105,26 @@ def choose(
     max_processes: int = 1,
     limit_s: float | None = None,
     max_tasks: int | None = None,
+    processes: int | None = None,
+    runs_per_process: int | None = None,
 ) -> Plan:
     """The packing of these runs (in program order; `programs` their program keys) that ends soonest.
 
     `max_processes`: K at most (the task's cores, the GPU's room, its memory); `limit_s`: a task's time
     limit less the signal's lead (None: none); `max_tasks`: where every task starts at once (the local
-    executor), no more tasks than slots."""
+    executor), no more tasks than slots. `processes` / `runs_per_process`: K / M as the user fixed them."""
     n = len(run_s)
     if n == 0:
         return Plan(0, 0, 1, 1, 0.0, slots, costs.startup_s, 0.0, costs.queue_s)
     trained = [0.0, *itertools.accumulate(run_s)]
     starts = [0, *itertools.accumulate(int(i > 0 and programs[i] != programs[i - 1]) for i in range(n))]
     found: list[tuple[float, int, int, int]] = []  # (seconds, tasks × K, K, M)
-    for k in range(1, max(1, max_processes) + 1):
-        for m in sorted({-(-n // (t * k)) for t in range(1, -(-n // k) + 1)}):
+    for k in [processes] if processes else range(1, max(1, max_processes) + 1):
+        for m in (
+            [runs_per_process]
+            if runs_per_process
+            else sorted({-(-n // (t * k)) for t in range(1, -(-n // k) + 1)})
+        ):
             times = _task_times(n, k * m, k, trained, starts, costs)
             if max_tasks is not None and len(times) > max_tasks:
                 continue
@@ -127,8 +133,9 @@ def choose(
             found.append((_makespan(times, slots, costs.queue_s), len(times) * k, k, m))
     over = not found
     if over:  # each run alone still overruns: it checkpoints and requeues (slurm.SIGNAL_DELAY_S)
-        times = _task_times(n, 1, 1, trained, starts, costs)
-        found = [(_makespan(times, slots, costs.queue_s), len(times), 1, 1)]
+        k, m = processes or 1, runs_per_process or 1
+        times = _task_times(n, k * m, k, trained, starts, costs)
+        found = [(_makespan(times, slots, costs.queue_s), len(times) * k, k, m)]
     fastest = min(f[0] for f in found)
     seconds, _, k, m = min((f for f in found if f[0] <= fastest * (1 + TIE)), key=lambda f: (f[1], f[0]))
     tasks = -(-n // (k * m))

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from . import columns
 from .labels import compact_value, measures, short_key, short_metric, short_run_label, summary_labels
+from .packplan import Plan, rounded
 from .sweepstatus import RunStatus, SweepStatus
 from .vocab import RunState
 
@@ -71,6 +72,14 @@ def packing_plan(tasks: list[list[str]], parallel: int, executor: str) -> str:
     if len(tasks) > 1 and len(tasks[-1]) != len(tasks[0]):
         text += f" (the last task {plural(len(tasks[-1]), 'run')})"
     return text
+
+
+def estimate(plan: Plan, where: str) -> str:
+    """'~50 s: start-up ~18 s a process, ~2.6 s a run; 2 GPUs in 'gpu'': the plan's estimate and its parts."""
+    text = f"{rounded(plan.seconds)}: start-up ~{plan.startup_s:.0f} s a process, ~{plan.run_s:.1f} s a run"
+    if plan.over_limit:
+        text += " (longer than slurm.time allows: runs resume from their backups when requeued)"
+    return f"{text}; {where}" if where else text
 
 
 def _fitted_table(fitted: columns.Fitted, highlight: int | None = None) -> Table:

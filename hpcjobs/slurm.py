@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .settings import SlurmSettings
@@ -97,27 +97,8 @@ def trials_per_gpu(params: int) -> int:
     return 4 if params < 1_000_000 else 2 if params < 10_000_000 else 1
 
 
-def packing(settings: SlurmSettings, params: int, n_runs: int) -> SlurmSettings:
-    """[slurm] with trials_per_gpu / runs_per_task resolved from "auto", to finish `n_runs` runs soonest.
-
-    While the runs fit the array's parallel slots (array_parallelism tasks at once) each gets a task of its
-    own: nothing waits. Beyond, K processes share a task's GPU (K = trials_per_gpu(params), at most
-    cpus_per_task, one core each) and each trains M runs in turn, M just large enough for the tasks to fit
-    the slots; a process compiles each program once (models.CompiledModels), so later runs cost little more
-    than their training. Without GPUs, Slurm packs tasks onto cores: one process per task.
-    """
-    slots = settings.array_parallelism
-    trials, runs = settings.trials_per_gpu, settings.runs_per_task
-    if isinstance(trials, str):  # "auto"
-        packed = settings.gpus_per_task > 0 and n_runs > slots
-        trials = min(trials_per_gpu(params), settings.cpus_per_task, -(-n_runs // slots)) if packed else 1
-    if isinstance(runs, str):
-        runs = max(1, -(-n_runs // (slots * trials)))
-    return replace(settings, trials_per_gpu=trials, runs_per_task=runs)
-
-
 def group(run_ids: Sequence[str], settings: SlurmSettings) -> list[list[str]]:
-    """Runs per array task: trials_per_gpu × runs_per_task of them (settings resolved by `packing`)."""
+    """Runs per array task: trials_per_gpu × runs_per_task of them (settings resolved by packing.pack)."""
     return list(chunks(run_ids, settings.task_size))
 
 

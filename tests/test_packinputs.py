@@ -162,3 +162,17 @@ def test_slurm_limits_read_each_command_once(tmp_path: Path, monkeypatch: pytest
         "squeue",
     ]
     assert "-p gpu" in calls.read_text().splitlines()[-1]
+
+
+def test_read_results_prefers_the_runs_of_the_executor_asked_for(tmp_path: Path) -> None:
+    sweep = layout.SweepDir(tmp_path / "s")
+    sweep.root.mkdir()
+    subs = [{"executor": "local", "tasks": [["a"]]}, {"executor": "slurm", "tasks": [["b"]]}]
+    layout.write_json(sweep.manifest, {"submissions": subs})
+    for run_id, startup in [("a", 5.0), ("b", 20.0)]:
+        sweep.run_dir(run_id).mkdir(parents=True)
+        sweep.result(run_id).write_text(json.dumps(result(startup_seconds=startup)))
+    assert [r["startup_seconds"] for r in measured.read_results(tmp_path, "tensorflow", "slurm")] == [20.0]
+    assert [r["startup_seconds"] for r in measured.read_results(tmp_path, "tensorflow", "local")] == [5.0]
+    # none of this executor's yet: every executor's
+    assert len(measured.read_results(tmp_path, "tensorflow", "fake")) == 2
