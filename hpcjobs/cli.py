@@ -291,6 +291,8 @@ def collect(
         best, main = collecting.best_config(col.summary), collecting.rank_column(col.summary)
         table = render.summary_table(col.summary, title, best, main, fit)
     clikit.show(table, fit, out_file)
+    if full.took:
+        click.echo(f"{sweep.name}: {render.took(*full.took)}", err=True)
 
 
 @cli.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from . import measured, packplan, slurm
@@ -116,3 +117,18 @@ def repack(
         return man.slurm, None
     by_id = {r.run_id: r for r in man.runs}
     return pack([by_id[r] for r in run_ids], man.slurm, Inputs.from_dict(kept), room, epochs)
+
+
+def estimate_and_took(man: Manifest, finished: Sequence[str | None]) -> tuple[float, float] | None:
+    """(the estimate, the seconds the sweep took from its first submission to its last run's end) once
+    every run has ended; None before, or where the manifest kept no estimate. `finished`: the runs'
+    result.json "finished" times (UTC); a submission's time is the submitting machine's local time."""
+    estimate = ((man.packing or {}).get("estimate") or {}).get("seconds")
+    if not isinstance(estimate, int | float) or not man.submissions or not finished or None in finished:
+        return None
+    try:
+        start = min(datetime.fromisoformat(s.submitted).astimezone() for s in man.submissions)
+        end = max(datetime.fromisoformat(f).astimezone() for f in finished if f)
+    except (TypeError, ValueError):
+        return None
+    return float(estimate), (end - start).total_seconds()

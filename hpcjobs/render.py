@@ -82,6 +82,14 @@ def estimate(plan: Plan, where: str) -> str:
     return f"{text}; {where}" if where else text
 
 
+def took(estimate_s: float, took_s: float) -> str:
+    """The packing's estimate beside what the sweep took, so that everyone can check the model."""
+    return (
+        f"took {took_s:.0f} s from submit to the last run's end; packing estimated {rounded(estimate_s)} "
+        f"({took_s / max(estimate_s, 1e-9):.2f}× the estimate)"
+    )
+
+
 def _fitted_table(fitted: columns.Fitted, highlight: int | None = None) -> Table:
     """A fitted layout as a borderless table: two spaces between columns, a rule under the headers."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from hpcjobs import backends, layout, manifest, measured, packplan
+from hpcjobs import backends, layout, manifest, measured, packing, packplan, render
 from hpcjobs import sweep as sweeps
 from hpcjobs.promote import promote
 from hpcjobs.vocab import RunState
@@ -77,3 +79,20 @@ def test_resubmitted_runs_are_packed_for_the_room_there_is(tmp_path: Path) -> No
     again = sweeps.resubmit(outcome.sweep, "failed", lambda _: fake)
     assert sorted(r for t in again.tasks for r in t) == sorted(failed)
     assert again.plan is not None and len(again.tasks) == again.plan.tasks <= 2
+
+
+def test_collect_puts_the_estimate_beside_what_the_sweep_took(tmp_path: Path) -> None:
+    fake = backends.FakeBackend(scripted_room=LAB)
+    outcome = sweeps.submit(EXAMPLES / "digits_depth.toml", tmp_path / "r", fake, lambda _: fake)
+    man = manifest.read(outcome.sweep)
+    submitted = datetime.fromisoformat(man.submissions[0].submitted).astimezone(timezone.utc)
+    ends = [(submitted + timedelta(seconds=10 + i)).isoformat() for i in range(24)]
+    assert outcome.plan is not None
+    assert packing.estimate_and_took(man, ends) == (pytest.approx(outcome.plan.seconds), 33.0)
+    assert packing.estimate_and_took(man, [*ends[:-1], None]) is None  # a run has not ended
+    older = replace(man, packing=None)
+    assert packing.estimate_and_took(older, ends) is None  # a manifest from before issue 20
+    assert (
+        render.took(50.0, 61.0)
+        == "took 61 s from submit to the last run's end; packing estimated ~50 s (1.22× the estimate)"
+    )
