@@ -77,9 +77,9 @@ def pack(
 ) -> tuple[SlurmSettings, Plan]:
     """`table` with trials_per_gpu / runs_per_task resolved for these runs (in program order), and the plan.
     `epochs`: the epochs each run trains in this submission where not its own (a halving rung's)."""
-    gpu = (
-        room.gpu if room.gpu is not None else given.gpu if given.gpu is not None else table.gpus_per_task > 0
-    )
+    # Processes share a GPU once earlier runs showed they train on one: a GPU asked for may be none (the lab
+    # cluster's are fake), and processes sharing CPUs only slow each other down.
+    gpu = room.gpu if room.gpu is not None else bool(given.gpu) and table.gpus_per_task > 0
     costs = Costs(given.startup_s, given.compile_s, packplan.GPU_OVERLAP if gpu else 0.0, room.queue_s, gpu)
     # A local task is one process, has no time limit, and the [slurm] table's packing is not for it.
     local = room.all_at_once

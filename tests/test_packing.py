@@ -85,6 +85,19 @@ def test_beyond_the_slots_processes_share_a_gpu_and_train_runs_in_turn() -> None
     assert got.trials_per_gpu == 4 and got.runs_per_task == 16  # 16 tasks × 4 processes × 16 runs
 
 
+def test_processes_share_a_gpu_only_once_earlier_runs_trained_on_one() -> None:
+    table = SlurmSettings.from_dict({**GPU, "time": "0"})
+    the_runs = runs(1000)
+    slurm_room = Room(16, "16 GPUs in 'gpu'")  # whether its GPUs are real, Slurm does not say
+    unmeasured = packing.inputs(the_runs, {"c8": 41}, table, [], 4)
+    assert packing.pack(the_runs, table, unmeasured, slurm_room)[0].trials_per_gpu == 1
+    row = {"backend": "tensorflow", "device": "NVIDIA H200", "startup_seconds": 18.0}
+    measured_on_gpu = packing.inputs(the_runs, {"c8": 41}, table, [row], 4)
+    assert packing.pack(the_runs, table, measured_on_gpu, slurm_room)[0].trials_per_gpu == 4
+    on_cpu = packing.inputs(the_runs, {"c8": 41}, table, [{**row, "device": "cpu"}], 4)
+    assert packing.pack(the_runs, table, on_cpu, slurm_room)[0].trials_per_gpu == 1
+
+
 @pytest.mark.parametrize(("params", "trials"), [(41, 4), (LESSON_MLP, 4), (5_000_000, 2), (50_000_000, 1)])
 def test_fewer_trainings_share_a_gpu_as_models_grow(params: int, trials: int) -> None:
     assert slurm.trials_per_gpu(params) == trials
@@ -151,7 +164,7 @@ def test_submit_puts_the_runs_of_one_program_together_in_its_tasks(tmp_path: Pat
         'name = "s"\n[data]\nsource = "moons"\n[slurm]\narray_parallelism = 2\ncpus_per_task = 2\n'
         '[sweep]\n"train.learning_rate" = [0.01, 0.001]\n"model.hidden" = [[4], [8, 8]]\nseeds = [0, 1, 2]\n'
     )
-    fake = FakeBackend()
+    fake = FakeBackend(scripted_room=Room(2, "2 GPUs", gpu=True))
     outcome = sweep.submit(path, tmp_path / "results", fake, lambda executor: fake, dry_run=True)
     assert [task_programs(task) for task in outcome.tasks] == [["4"], ["8x8"]]
     assert [len(task) for task in outcome.tasks] == [6, 6]  # 12 runs, 2 slots: 2 tasks × 2 processes × 3 runs
