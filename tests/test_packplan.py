@@ -134,12 +134,12 @@ def test_every_run_placed_once_and_programs_kept_together(
     processes = [lane for task in tasks for lane in lanes(task, plan.processes)]
     assert sorted(itertools.chain.from_iterable(processes)) == sorted(ids)
     assert len(tasks) == plan.tasks and all(len(p) <= plan.runs_per_process for p in processes)
-    for program, size in zip(dict.fromkeys(programs), sizes, strict=True):
-        spans = sum(any(r.startswith(f"{program}-") for r in p) for p in processes)
-        # A program spans no more processes than its runs need at M runs each, plus one for the cut.
-        assert spans <= -(-size // plan.runs_per_process) + 1
-        if plan.tasks == 1 and plan.processes == 1:
-            assert spans == 1
+    owners = [{r.split("-")[0] for r in p} for p in processes]
+    for program in dict.fromkeys(programs):
+        held = [i for i, names in enumerate(owners) if program in names]
+        # A program's processes are consecutive, and those between its first and last hold it alone.
+        assert held == list(range(held[0], held[-1] + 1))
+        assert all(owners[i] == {program} for i in held[1:-1])
     if limit is not None and not plan.over_limit:
         for task in tasks:
             share = len(lanes(task, plan.processes))
