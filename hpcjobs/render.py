@@ -55,9 +55,12 @@ def plural(n: int, noun: str, nouns: str = "") -> str:
     return f"{n} {noun if n == 1 else nouns or noun + 's'}"
 
 
-def packing_plan(tasks: list[list[str]], parallel: int, executor: str) -> str:
-    """'24 runs as 6 array tasks × 2 processes × 2 runs': how submit packed the runs. A Slurm task starts
-    `parallel` processes (trials_per_gpu), each training its runs in turn; a local task is one process."""
+def packing_plan(
+    tasks: list[list[str]], parallel: int, executor: str, plan: Plan | None = None, where: str = ""
+) -> str:
+    """'24 runs as 6 array tasks × 2 processes × 2 runs': how submit packed the runs, and the plan's estimate
+    after it where there is one. A Slurm task starts `parallel` processes (trials_per_gpu), each training its
+    runs in turn; a local task is one process."""
     runs = sum(map(len, tasks))
     kind = "array task" if executor == "slurm" else f"{executor} task"
     text = f"{plural(runs, 'run')} as {plural(len(tasks), kind)}"
@@ -71,7 +74,7 @@ def packing_plan(tasks: list[list[str]], parallel: int, executor: str) -> str:
         text += f" × {plural(per_process, 'run')}"
     if len(tasks) > 1 and len(tasks[-1]) != len(tasks[0]):
         text += f" (the last task {plural(len(tasks[-1]), 'run')})"
-    return text
+    return f"{text}; {estimate(plan, where)}" if plan else text
 
 
 def estimate(plan: Plan, where: str) -> str:

@@ -7,9 +7,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from hpcjobs import backends, layout, manifest, measured, packing, packplan, render
 from hpcjobs import sweep as sweeps
+from hpcjobs.cli import cli
 from hpcjobs.promote import promote
 from hpcjobs.vocab import RunState
 
@@ -96,3 +98,16 @@ def test_collect_puts_the_estimate_beside_what_the_sweep_took(tmp_path: Path) ->
         render.took(50.0, 61.0)
         == "took 61 s from submit to the last run's end; packing estimated ~50 s (1.22× the estimate)"
     )
+
+
+def test_resubmit_says_how_it_packed_the_runs_and_its_estimate(tmp_path: Path) -> None:
+    fake = backends.FakeBackend()
+    outcome = sweeps.submit(EXAMPLES / "digits_depth.toml", tmp_path / "r", fake, lambda _: fake)
+    for run_id in outcome.to_submit:
+        status = RunState.FAILED if run_id in outcome.to_submit[:3] else RunState.COMPLETED
+        layout.write_json(outcome.sweep.result(run_id), {"run_id": run_id, "status": status})
+    result = CliRunner().invoke(cli, ["resubmit", "digits-depth", "--results", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    # 16 slots and 18 s start-ups against ~6.8 s runs: each its own task, all at once
+    assert result.output.startswith("digits-depth: resubmitted 3 runs as 3 fake tasks; ~30 s: start-up ~18 s")
+    assert result.output.endswith("; 16 tasks at once (jobs 1000)\n")  # the CLI's own fake scheduler
