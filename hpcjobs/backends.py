@@ -66,7 +66,9 @@ def slurm_limits(settings: SlurmSettings) -> slurm.Limits:
     except (KeyError, OSError):
         user = ""
     sinfo = _quiet(["sinfo", "-h", "-N", "-o", slurm.SINFO_FORMAT])
-    found = slurm.parse_sinfo(sinfo or "", settings.partition)
+    if sinfo is None:  # no controller to ask: the others would wait on it too
+        return slurm.Limits(settings.partition)
+    found = slurm.parse_sinfo(sinfo, settings.partition)
     partition = found[0] if found else settings.partition
     assoc = _quiet(
         ["sacctmgr", "-n", "-P", "show", "assoc", "where", f"user={user}", f"format={slurm.ASSOC_FORMAT}"]

@@ -176,3 +176,17 @@ def test_read_results_prefers_the_runs_of_the_executor_asked_for(tmp_path: Path)
     assert [r["startup_seconds"] for r in measured.read_results(tmp_path, "tensorflow", "local")] == [5.0]
     # none of this executor's yet: every executor's
     assert len(measured.read_results(tmp_path, "tensorflow", "fake")) == 2
+
+
+def test_without_sinfo_the_other_commands_are_not_waited_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = tmp_path / "calls"
+    (tmp_path / "sinfo").write_text("#!/bin/sh\nexit 1\n")
+    for name in ("sacctmgr", "squeue"):
+        (tmp_path / name).write_text(f"#!/bin/sh\necho {name} >> {calls}\n")
+    for name in ("sinfo", "sacctmgr", "squeue"):
+        (tmp_path / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    assert backends.slurm_limits(SlurmSettings(partition="gpu")) == Limits("gpu")
+    assert not calls.exists()
