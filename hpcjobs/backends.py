@@ -7,6 +7,7 @@ histories or tables. Every subprocess call hpcjobs makes lives here.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import shutil
 import signal
@@ -15,10 +16,10 @@ import subprocess
 import sys
 import types
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import slurm
+from . import packplan, slurm
 from .layout import SweepDir
 from .locks import after_sweep, process_start
 from .scheduler import Backend, BackendError, States
@@ -49,6 +50,50 @@ def _run(cmd: list[str], timeout: float = 60) -> str:
     return proc.stdout
 
 
+def _quiet(cmd: list[str]) -> str | None:
+    """A command's output, or None when it is missing, slow or fails: what it tells is nice to know."""
+    try:
+        return _run(cmd, timeout=10)
+    except BackendError:
+        return None
+
+
+def slurm_limits(settings: SlurmSettings) -> slurm.Limits:
+    """One cheap call each: sinfo for the partition's GPUs, sacctmgr for the user's association and QOS
+    limits, squeue for the jobs pending in the partition."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = ""
+    sinfo = _quiet(["sinfo", "-h", "-N", "-o", slurm.SINFO_FORMAT])
+    if sinfo is None:  # no controller to ask: the others would wait on it too
+        return slurm.Limits(settings.partition)
+    found = slurm.parse_sinfo(sinfo, settings.partition)
+    partition = found[0] if found else settings.partition
+    assoc = _quiet(
+        ["sacctmgr", "-n", "-P", "show", "assoc", "where", f"user={user}", f"format={slurm.ASSOC_FORMAT}"]
+    )
+    qos = _quiet(["sacctmgr", "-n", "-P", "show", "qos", f"format={slurm.QOS_FORMAT}"])
+    where = ["-p", partition] if partition else []
+    pending = _quiet(["squeue", "-h", "-r", "-t", "PD", *where, "-o", "%i"])
+    return slurm.limits(partition, sinfo, assoc if user else None, qos, settings.qos, pending)
+
+
+def slurm_room(settings: SlurmSettings, limits: slurm.Limits) -> packplan.Room:
+    """Tasks at once and a task's queue wait, from the sweep's [slurm] table and the cluster's limits."""
+    slots = packplan.slots(
+        settings.array_parallelism, settings.gpus_per_task, limits.gpus, limits.user_gpus, limits.max_jobs
+    )
+    if settings.gpus_per_task and limits.gpus is not None:
+        where = f"{limits.gpus} GPUs in '{limits.partition}'"
+        where += f", {limits.user_gpus} yours at most" if limits.user_gpus is not None else ""
+    else:
+        where = f"{slots} tasks at once"
+    busy = bool(limits.pending)
+    where += f", {limits.pending} jobs pending" if busy else ""
+    return packplan.Room(slots, where, packplan.BUSY_QUEUE_S if busy else packplan.QUEUE_S)
+
+
 @dataclass
 class SlurmBackend:
     """A real Slurm cluster: job arrays via submitit, states from one sacct call per refresh."""
@@ -62,6 +107,9 @@ class SlurmBackend:
             self._config = _run(["scontrol", "show", "config"], timeout=30)
         except BackendError as exc:
             raise BackendError(f"Slurm is not reachable: {exc}") from None
+
+    def room(self, settings: SlurmSettings) -> packplan.Room:
+        return slurm_room(settings, slurm_limits(settings))
 
     def group(self, run_ids: Sequence[str], settings: SlurmSettings) -> list[list[str]]:
         return slurm.group(run_ids, settings)
@@ -222,9 +270,16 @@ class LocalBackend:
     def check(self) -> None:
         """Nothing to reach."""
 
+    def room(self, settings: SlurmSettings) -> packplan.Room:
+        """A slot per worker process, all started at once, none waiting in a queue."""
+        processes, gpus = self.workers
+        return packplan.Room(processes, self.device, queue_s=0.0, all_at_once=True, gpu=bool(gpus))
+
     def group(self, run_ids: Sequence[str], settings: SlurmSettings) -> list[list[str]]:
-        """A lane per worker process: each trains its share in turn (the import is paid once)."""
-        return lanes(run_ids, self.workers[0])
+        """A task (one process) per runs_per_task runs, as packing.pack resolved it for this room; a lane
+        per worker where there would be more tasks than workers (a sweep packed for Slurm before)."""
+        tasks = slurm.group(run_ids, replace(settings, trials_per_gpu=1))
+        return tasks if len(tasks) <= self.workers[0] else lanes(run_ids, self.workers[0])
 
     def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[Submission]:
         from .submititlib import submitit
@@ -276,10 +331,14 @@ class FakeBackend:
     followed: list[list[str]] = field(default_factory=list)  # the jobs each follow-up waits for
     state_calls: int = 0
     down: bool = False
+    scripted_room: packplan.Room | None = None  # None: the [slurm] table's array_parallelism, no other limit
 
     def check(self) -> None:
         if self.down:
             raise BackendError("Slurm is not reachable: fake controller is down")
+
+    def room(self, settings: SlurmSettings) -> packplan.Room:
+        return self.scripted_room or slurm_room(settings, slurm.Limits(settings.partition))
 
     def group(self, run_ids: Sequence[str], settings: SlurmSettings) -> list[list[str]]:
         return slurm.group(run_ids, settings)

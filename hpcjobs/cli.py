@@ -58,7 +58,9 @@ def submit(sweep_file: Path, executor: str, results: Path | None, dry_run: bool,
     backend = backends.auto(executor)
     outcome = sweeps.submit(sweep_file, results, backend, backends.for_executor, dry_run=dry_run)
     name, todo = outcome.sweep.name, outcome.to_submit
-    plan = render.packing_plan(outcome.tasks, outcome.settings.parallel, backend.name)
+    plan = render.packing_plan(
+        outcome.tasks, outcome.settings.parallel, backend.name, outcome.plan, outcome.where
+    )
     if dry_run:
         for script in outcome.scripts:
             click.echo(script)
@@ -304,6 +306,8 @@ def collect(
         best, main = collecting.best_config(col.summary), collecting.rank_column(col.summary)
         table = render.summary_table(col.summary, title, best, main, fit)
     clikit.show(table, fit, out_file)
+    if full.took:
+        click.echo(f"{sweep.name}: {render.took(*full.took)}", err=True)
 
 
 @cli.command()
@@ -325,8 +329,11 @@ def resubmit(name: str, results: Path | None, mode: str, executor: str | None) -
         click.echo(f"{outcome.sweep.name}: nothing to resubmit")
         return
     jobs = ", ".join(s.job_id for s in outcome.submissions)
-    plural = render.plural(len(outcome.to_submit), "run")
-    click.echo(f"{outcome.sweep.name}: resubmitted {plural} (jobs {jobs})")
+    executor = outcome.submissions[0].executor if outcome.submissions else ""
+    plan = render.packing_plan(
+        outcome.tasks, outcome.settings.parallel, executor, outcome.plan, outcome.where
+    )
+    click.echo(f"{outcome.sweep.name}: resubmitted {plan} (jobs {jobs})")
     clikit.warn(outcome.warning)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import layout, manifest, search
+from . import layout, manifest, packing, search
 from .histories import epochs_table, history_stats, parse_histories
 from .labels import compact_value, short_key, summary_labels
 from .results import read as read_result
@@ -48,6 +48,7 @@ class Collection:
     epochs: pd.DataFrame  # long form: one row per run and epoch
     summary: pd.DataFrame  # one row per configuration
     problems: list[str]  # per-run reading problems; the rest of the summary still stands
+    took: tuple[float, float] | None = None  # packing's estimate and the seconds the sweep took, once ended
 
 
 # --- runs and configurations ------------------------------------------------------------------------
@@ -325,7 +326,7 @@ def select(col: Collection, query: Query) -> Collection:
     summary = rank(col.summary[col.summary["config_id"].isin(chosen)], query)
     runs = col.runs[col.runs["config_id"].isin(summary["config_id"])]
     epochs = col.epochs[col.epochs["config_id"].isin(summary["config_id"])]
-    return Collection(runs, epochs, summary, col.problems)
+    return Collection(runs, epochs, summary, col.problems, col.took)
 
 
 # --- the sweep folder -------------------------------------------------------------------------------
@@ -390,7 +391,8 @@ def collect(sweep: layout.SweepDir) -> Collection:
     summary = summarize(runs)
     if "rung" in summary:
         summary = by_rung(summary)
-    return Collection(runs, with_settings(epochs, runs) if len(runs) else epochs, summary, ordered)
+    took = packing.estimate_and_took(man, [(results.get(r) or {}).get("finished") for r in man.run_ids])
+    return Collection(runs, with_settings(epochs, runs) if len(runs) else epochs, summary, ordered, took)
 
 
 def report(sweep: layout.SweepDir, query: Query) -> tuple[Collection, Collection]:

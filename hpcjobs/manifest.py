@@ -21,10 +21,13 @@ class Manifest:
     name: str
     backend: str
     runs: list[Run]
-    # The [slurm] table with packing resolved (slurm.packing), as submit used it: resubmit and promote
+    # The [slurm] table with packing resolved (packing.pack), as submit used it: resubmit and promote
     # submit alike with nothing but this folder.
     slurm: SlurmSettings
     submissions: list[Submission] = field(default_factory=list)
+    # How submit packed the runs and why (packing.record): the estimate beside what the sweep took, and the
+    # costs a halving search's later rungs are packed by. Absent from manifests before issue 20.
+    packing: dict[str, Any] | None = None
 
     @classmethod
     def new(cls, name: str, backend: str, runs: list[Run], slurm: SlurmSettings) -> Manifest:
@@ -51,13 +54,15 @@ class Manifest:
             "slurm": self.slurm.to_dict(),
             "runs": [r.to_dict() for r in self.runs],
             "submissions": [asdict(s) for s in self.submissions],
+            **({"packing": self.packing} if self.packing else {}),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         subs = [Submission(**s) for s in data.get("submissions", [])]
         runs = [Run.from_dict(r) for r in data["runs"]]
-        return cls(data["name"], data["backend"], runs, SlurmSettings.from_dict(data["slurm"]), subs)
+        packing = data.get("packing") if isinstance(data.get("packing"), dict) else None
+        return cls(data["name"], data["backend"], runs, SlurmSettings.from_dict(data["slurm"]), subs, packing)
 
 
 def read(sweep: layout.SweepDir) -> Manifest:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import layout, locks, manifest, search, status
+from . import layout, locks, manifest, packing, programs, search, status
 from .jobs import SweepError, check_private, follow_search, record
 from .scheduler import Backend
 from .search import Decision, Rung, SearchState
@@ -117,6 +117,12 @@ def _submit(
     for run_id in rung.runs:  # its last rung's result would make the worker skip the run as finished
         if sweep.result(run_id).is_file():
             sweep.result(run_id).replace(sweep.previous_result(run_id))
-    subs = backend.submit(sweep, backend.group(rung.runs, man.slurm), man.slurm)
+    # Packed by the same costs as the first rung, for the epochs the survivors train on from their backups.
+    before = state.rungs[-2].epochs if len(state.rungs) > 1 else 0
+    order = programs.program_order(rung.runs, {r.run_id: r.settings for r in man.runs})
+    settings, _ = packing.repack(
+        man, order, backend.room(man.slurm), dict.fromkeys(order, rung.epochs - before)
+    )
+    subs = backend.submit(sweep, backend.group(order, settings), settings)
     record(sweep, man, backend, subs)
-    return subs, follow_search(sweep, backend, subs, man.slurm)
+    return subs, follow_search(sweep, backend, subs, settings)

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from . import columns
 from .labels import compact_value, measures, short_key, short_metric, short_run_label, summary_labels
+from .packplan import Plan, rounded
 from .sweepstatus import RunStatus, SweepStatus
 from .vocab import RunState
 
@@ -55,9 +56,12 @@ def plural(n: int, noun: str, nouns: str = "") -> str:
     return f"{n} {noun if n == 1 else nouns or noun + 's'}"
 
 
-def packing_plan(tasks: list[list[str]], parallel: int, executor: str) -> str:
-    """'24 runs as 6 array tasks × 2 processes × 2 runs': how submit packed the runs. A Slurm task starts
-    `parallel` processes (trials_per_gpu), each training its runs in turn; a local task is one process."""
+def packing_plan(
+    tasks: list[list[str]], parallel: int, executor: str, plan: Plan | None = None, where: str = ""
+) -> str:
+    """'24 runs as 6 array tasks × 2 processes × 2 runs': how submit packed the runs, and the plan's estimate
+    after it where there is one. A Slurm task starts `parallel` processes (trials_per_gpu), each training its
+    runs in turn; a local task is one process."""
     runs = sum(map(len, tasks))
     kind = "array task" if executor == "slurm" else f"{executor} task"
     text = f"{plural(runs, 'run')} as {plural(len(tasks), kind)}"
@@ -71,7 +75,23 @@ def packing_plan(tasks: list[list[str]], parallel: int, executor: str) -> str:
         text += f" × {plural(per_process, 'run')}"
     if len(tasks) > 1 and len(tasks[-1]) != len(tasks[0]):
         text += f" (the last task {plural(len(tasks[-1]), 'run')})"
-    return text
+    return f"{text}; {estimate(plan, where)}" if plan else text
+
+
+def estimate(plan: Plan, where: str) -> str:
+    """'~50 s: start-up ~18 s a process, ~2.6 s a run; 2 GPUs in 'gpu'': the plan's estimate and its parts."""
+    text = f"{rounded(plan.seconds)}: start-up ~{plan.startup_s:.0f} s a process, ~{plan.run_s:.1f} s a run"
+    if plan.over_limit:
+        text += " (longer than slurm.time allows: runs resume from their backups when requeued)"
+    return f"{text}; {where}" if where else text
+
+
+def took(estimate_s: float, took_s: float) -> str:
+    """The packing's estimate beside what the sweep took, so that everyone can check the model."""
+    return (
+        f"took {took_s:.0f} s from submit to the last run's end; packing estimated {rounded(estimate_s)} "
+        f"({took_s / max(estimate_s, 1e-9):.2f}× the estimate)"
+    )
 
 
 def _fitted_table(fitted: columns.Fitted, highlight: int | None = None) -> Table:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from .layout import SweepDir
+from .packplan import Room
 from .settings import SlurmSettings
 from .slurm import JobRow
 from .vocab import Submission
@@ -27,6 +28,10 @@ class Backend(Protocol):
     name: str
 
     def check(self) -> None: ...
+
+    def room(self, settings: SlurmSettings) -> Room:
+        """Where the tasks run: how many at once, their wait to start, for packing."""
+        ...
 
     def group(self, run_ids: Sequence[str], settings: SlurmSettings) -> list[list[str]]: ...
 

@@ -90,18 +90,18 @@ class SlurmSettings(Table):
 
     @property
     def parallel(self) -> int:
-        """Processes per task sharing its GPU: trials_per_gpu, once slurm.packing has resolved "auto"."""
+        """Processes per task sharing its GPU: trials_per_gpu, once packing.pack has resolved "auto"."""
         return _resolved(self.trials_per_gpu, "trials_per_gpu")
 
     @property
     def task_size(self) -> int:
-        """Runs per array task: trials_per_gpu × runs_per_task, once slurm.packing has resolved them."""
+        """Runs per array task: trials_per_gpu × runs_per_task, once packing.pack has resolved them."""
         return self.parallel * _resolved(self.runs_per_task, "runs_per_task")
 
 
 def _resolved(value: int | str, name: str) -> int:
     if isinstance(value, str):
-        raise ValueError(f'Expected slurm.{name} resolved by slurm.packing. Received: "{value}"')
+        raise ValueError(f'Expected slurm.{name} resolved by packing.pack. Received: "{value}"')
     return value
 
 

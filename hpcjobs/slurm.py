@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .settings import SlurmSettings
@@ -97,27 +97,8 @@ def trials_per_gpu(params: int) -> int:
     return 4 if params < 1_000_000 else 2 if params < 10_000_000 else 1
 
 
-def packing(settings: SlurmSettings, params: int, n_runs: int) -> SlurmSettings:
-    """[slurm] with trials_per_gpu / runs_per_task resolved from "auto", to finish `n_runs` runs soonest.
-
-    While the runs fit the array's parallel slots (array_parallelism tasks at once) each gets a task of its
-    own: nothing waits. Beyond, K processes share a task's GPU (K = trials_per_gpu(params), at most
-    cpus_per_task, one core each) and each trains M runs in turn, M just large enough for the tasks to fit
-    the slots; a process compiles each program once (models.CompiledModels), so later runs cost little more
-    than their training. Without GPUs, Slurm packs tasks onto cores: one process per task.
-    """
-    slots = settings.array_parallelism
-    trials, runs = settings.trials_per_gpu, settings.runs_per_task
-    if isinstance(trials, str):  # "auto"
-        packed = settings.gpus_per_task > 0 and n_runs > slots
-        trials = min(trials_per_gpu(params), settings.cpus_per_task, -(-n_runs // slots)) if packed else 1
-    if isinstance(runs, str):
-        runs = max(1, -(-n_runs // (slots * trials)))
-    return replace(settings, trials_per_gpu=trials, runs_per_task=runs)
-
-
 def group(run_ids: Sequence[str], settings: SlurmSettings) -> list[list[str]]:
-    """Runs per array task: trials_per_gpu × runs_per_task of them (settings resolved by `packing`)."""
+    """Runs per array task: trials_per_gpu × runs_per_task of them (settings resolved by packing.pack)."""
     return list(chunks(run_ids, settings.task_size))
 
 
@@ -256,3 +237,110 @@ def promote_argv(
 def parse_sbatch_parsable(text: str) -> str:
     """`sbatch --parsable` prints `123` or `123;cluster`: the job id."""
     return text.strip().splitlines()[-1].split(";")[0]
+
+
+# --- what the cluster lets a user run at once (packing's slots) ------------------------------------------
+
+SINFO_FORMAT = "%P|%n|%G|%c|%t"  # `sinfo -h -N -o`: a line per node and partition
+# Node states whose GPUs take no new job: down, drained or draining, failing, under maintenance, unknown.
+_UNUSABLE = ("down", "drain", "drng", "fail", "maint", "unk", "inval", "resv", "boot", "powered", "npc")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one user may run at once in a partition, each None where it could not be read."""
+
+    partition: str = ""  # as sinfo names it; the cluster's default when the sweep names none
+    gpus: int | None = None  # the partition's GPUs on nodes that take jobs
+    user_gpus: int | None = None  # the user's QOS MaxTRESPerUser or association GrpTRES gres/gpu
+    max_jobs: int | None = None  # the user's running jobs at most (association MaxJobs, QOS MaxJobsPerUser)
+    pending: int | None = None  # jobs pending in the partition now
+
+
+def gres_gpus(gres: str) -> int:
+    """GPUs in sinfo's %G: 'gpu:2', 'gpu:a100:4(S:0-1)', 'gpu:tesla:2,mps:200', '(null)'."""
+    total = 0
+    for item in re.split(r",(?![^(]*\))", gres):
+        fields = item.split("(")[0].split(":")
+        if fields[0] == "gpu" and fields[-1].isdigit():
+            total += int(fields[-1])
+    return total
+
+
+def parse_sinfo(text: str, partition: str) -> tuple[str, int] | None:
+    """(partition, its GPUs on nodes that take jobs) from `sinfo -h -N -o SINFO_FORMAT`; the partition
+    marked '*' (the default) when `partition` is empty. None when sinfo does not list it."""
+    found, gpus = "", 0
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) < 5:
+            continue
+        name = fields[0].rstrip("*")
+        if name != partition and not (not partition and fields[0].endswith("*")):
+            continue
+        found = name
+        state = fields[4]
+        if not state.endswith("*") and not state.startswith(_UNUSABLE):  # '*': not responding
+            gpus += gres_gpus(fields[2])
+    return (found, gpus) if found else None
+
+
+def tres_gpus(tres: str) -> int | None:
+    """GPUs in a TRES limit: 'cpu=8,gres/gpu=4' -> 4; typed only ('gres/gpu:a100=2') -> their sum;
+    no GPU limit -> None."""
+    plain, typed = None, None
+    for item in tres.split(","):
+        key, _, value = item.partition("=")
+        if value.isdigit() and key == "gres/gpu":
+            plain = int(value)
+        elif value.isdigit() and key.startswith("gres/gpu:"):
+            typed = (typed or 0) + int(value)
+    return plain if plain is not None else typed
+
+
+ASSOC_FORMAT = "Partition,DefaultQOS,MaxJobs,GrpTRES"
+QOS_FORMAT = "Name,MaxTRESPerUser,MaxJobsPerUser"
+
+
+def parse_assoc(text: str, partition: str) -> tuple[str, int | None, int | None]:
+    """(default QOS, MaxJobs, GrpTRES GPUs) of the user's associations for this partition (a row with no
+    partition holds for all), from `sacctmgr -n -P show assoc where user=U format=ASSOC_FORMAT`; the
+    tightest where several apply."""
+    qos: dict[str, str] = {}
+    jobs, gpus = [], []
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) < 4 or fields[0] not in ("", partition):
+            continue
+        qos.setdefault(fields[0], fields[1])
+        jobs += [int(fields[2])] if fields[2].isdigit() else []
+        gpus += [g] if (g := tres_gpus(fields[3])) is not None else []
+    # The partition's own association names its default QOS before the one for all partitions.
+    return qos.get(partition) or qos.get("", ""), min(jobs, default=None), min(gpus, default=None)
+
+
+def parse_qos(text: str, name: str) -> tuple[int | None, int | None]:
+    """(MaxTRESPerUser GPUs, MaxJobsPerUser) of QOS `name` from `sacctmgr -n -P show qos
+    format=QOS_FORMAT`."""
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) >= 3 and fields[0] == name:
+            return tres_gpus(fields[1]), int(fields[2]) if fields[2].isdigit() else None
+    return None, None
+
+
+def limits(
+    partition: str, sinfo: str | None, assoc: str | None, qos_table: str | None, qos: str, squeue: str | None
+) -> Limits:
+    """Limits from the four commands' text (None: the command could not be run): the tightest of the
+    association's and the QOS's (the sweep's QOS, else the association's default, else 'normal')."""
+    part = parse_sinfo(sinfo, partition) if sinfo is not None else None
+    name, gpus = part if part else (partition, None)
+    default_qos, assoc_jobs, assoc_gpus = parse_assoc(assoc or "", name)
+    qos_gpus, qos_jobs = parse_qos(qos_table or "", qos or default_qos or "normal")
+    pending = None if squeue is None else sum(1 for line in squeue.splitlines() if line.strip())
+    return Limits(name, gpus, _least(assoc_gpus, qos_gpus), _least(assoc_jobs, qos_jobs), pending)
+
+
+def _least(*values: int | None) -> int | None:
+    return min((v for v in values if v is not None), default=None)

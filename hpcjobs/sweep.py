@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import layout, locks, manifest, programs, search, slurm, status
+from . import layout, locks, manifest, measured, packing, programs, search, slurm, status
 from .jobs import SweepError, check_private, follow_search, record
 from .manifest import Manifest
+from .packplan import Plan, Room
 from .plan import mlp_params
 from .results import recorded_status
 from .scheduler import Backend
@@ -29,6 +30,8 @@ class Outcome:
     to_submit: list[str]
     tasks: list[list[str]]
     settings: SlurmSettings  # [slurm] with packing resolved
+    plan: Plan | None = None  # the packing and its estimate (None: resubmitted as first packed)
+    where: str = ""  # the room the plan was made for, in words
     submissions: list[Submission] = field(default_factory=list)
     scripts: list[str] = field(default_factory=list)  # sbatch text, for --dry-run on Slurm
     states: dict[str, int] = field(default_factory=dict)  # run counts by state, of a sweep submitted before
@@ -99,9 +102,36 @@ def check_memory(runs: list[Run], shapes: list[tuple[int, int]], settings: Slurm
 
 
 def max_params(runs: list[Run], shapes: list[tuple[int, int]]) -> int:
-    """The largest model of the sweep, in weights: what packing decides on."""
+    """The largest model of the sweep, in weights: how many trainings share a GPU decides on it."""
     hidden = {r.settings.model.hidden for r in runs}
     return max(mlp_params(n_in, h, n_out) for h in hidden for n_in, n_out in shapes)
+
+
+def max_processes(runs: list[Run], shapes: list[tuple[int, int]], table: SlurmSettings) -> int:
+    """Processes that may share a task's GPU: one core each, as many as the GPU has room for at the sweep's
+    largest model (slurm.trials_per_gpu), each with the memory its largest training needs."""
+    n_in, n_out = max(s[0] for s in shapes), max(s[1] for s in shapes)
+    need = max(
+        memory_floor(
+            mlp_params(n_in, r.settings.model.hidden, n_out),
+            r.settings.train.batch_size,
+            r.settings.model.hidden,
+        )
+        for r in runs
+    )
+    fit = int(table.mem_gb * 2**30 // max(1, need))
+    return max(1, min(table.cpus_per_task, slurm.trials_per_gpu(max_params(runs, shapes)), fit))
+
+
+def config_params(runs: list[Run], spec: Spec, shapes: list[tuple[int, int]]) -> dict[str, int]:
+    """Each configuration's model size in weights, for its data's shape."""
+    shape = dict(zip(data_sources(spec), shapes, strict=True))
+    return {
+        r.config_id: mlp_params(
+            shape[r.settings.data.source][0], r.settings.model.hidden, shape[r.settings.data.source][1]
+        )
+        for r in runs
+    }
 
 
 def _existing(sweep: layout.SweepDir, spec: Spec, runs: list[Run]) -> Manifest | None:
@@ -147,23 +177,31 @@ class Prepared:
     spec: Spec
     runs: list[Run]
     sweep: layout.SweepDir
-    settings: SlurmSettings  # [slurm] with packing resolved
+    settings: SlurmSettings  # [slurm] with packing resolved (by _plan, for the runs it submits)
+    inputs: packing.Inputs
+    room: Room | None  # None: one run a task (export-sbatch)
     old: Manifest | None = None  # the manifest when this sweep was submitted before (read under its lock)
+    plan: Plan | None = None
 
 
-def _prepare(sweep_file: Path, results: str | Path | None) -> Prepared:
-    """Everything that can be checked before a byte is written."""
+def _prepare(sweep_file: Path, results: str | Path | None, backend: Backend | None) -> Prepared:
+    """Everything that can be checked before a byte is written, and what packing needs to know."""
     spec = load_spec(sweep_file)
     runs = expand(spec)
     shapes = check_data(spec, str(sweep_file))
-    settings = slurm.packing(spec.slurm, max_params(runs, shapes), len(runs))
     check_time(spec.slurm.time, str(sweep_file))
-    check_memory(runs, shapes, settings, str(sweep_file))
+    trials = spec.slurm.trials_per_gpu
+    one = replace(spec.slurm, trials_per_gpu=trials if isinstance(trials, int) else 1, runs_per_task=1)
+    check_memory(runs, shapes, one, str(sweep_file))
     root = layout.results_root(results)
     if root.exists() and not root.is_dir():
         raise SweepError(f"--results {root} is a file: expected a folder")
     sweep = layout.SweepDir(root / spec.name)
-    return Prepared(spec, runs, sweep, settings)
+    earlier = measured.read_results(root, spec.backend, backend.name if backend else "")
+    params = config_params(runs, spec, shapes)
+    inputs = packing.inputs(runs, params, spec.slurm, earlier, max_processes(runs, shapes, spec.slurm))
+    room = backend.room(spec.slurm) if backend else None
+    return Prepared(spec, runs, sweep, replace(one, runs_per_task=1), inputs, room)
 
 
 def _write_new(p: Prepared, sweep_file: Path) -> Manifest:
@@ -179,6 +217,8 @@ def _write_new(p: Prepared, sweep_file: Path) -> Manifest:
     if state:
         search.write(p.sweep, state)
     man = Manifest.new(p.spec.name, p.spec.backend, p.runs, p.settings)
+    if p.plan and p.room:
+        man.packing = packing.record(p.plan, p.room, p.inputs)
     manifest.write(p.sweep, man)
     return man
 
@@ -190,7 +230,7 @@ def submit(
     backend_for: Callable[[str], Backend],
     dry_run: bool = False,
 ) -> Outcome:
-    p = _prepare(sweep_file, results)
+    p = _prepare(sweep_file, results, backend)
     if dry_run:
         p.old = _existing(p.sweep, p.spec, p.runs)
         outcome = _plan(p, backend, backend_for)
@@ -219,7 +259,18 @@ def _plan(p: Prepared, backend: Backend, backend_for: Callable[[str], Backend]) 
         st = status.gather(p.sweep, backend_for)
         todo, states = select({r.run_id: r.state for r in st.runs}, "unfinished"), st.counts
     todo = programs.program_order(todo, {r.run_id: r.settings for r in p.runs})
-    outcome = Outcome(p.sweep, p.runs, todo, backend.group(todo, p.settings), p.settings, states=states)
+    if p.room is not None:
+        by_id = {r.run_id: r for r in p.runs}
+        epochs = None
+        if p.spec.search.method == "halving":  # its first rung trains the runs this far
+            s = p.spec.search
+            epochs = dict.fromkeys(
+                todo, search.rung_epochs(s.min_epochs, s.eta, p.spec.settings.train.epochs)[0]
+            )
+        p.settings, p.plan = packing.pack([by_id[r] for r in todo], p.spec.slurm, p.inputs, p.room, epochs)
+    tasks = backend.group(todo, p.settings)
+    where = p.room.where if p.room else ""
+    outcome = Outcome(p.sweep, p.runs, todo, tasks, p.settings, p.plan, where, states=states)
     rule = p.spec.search
     if rule.method == "halving" and p.old is None:
         configs, budget = len({r.config_id for r in p.runs}), p.spec.settings.train.epochs
@@ -242,7 +293,7 @@ def _submit_andrecord(p: Prepared, sweep_file: Path, outcome: Outcome, backend: 
 
 def export_sbatch(sweep_file: Path, results: str | Path | None, python: str) -> Path:
     """Write the sweep folder and a plain sbatch array script (one run per array task) to submit by hand."""
-    p = _prepare(sweep_file, results)
+    p = _prepare(sweep_file, results, None)
     if p.spec.search.method == "halving":
         raise SweepError(
             f'{sweep_file}: export-sbatch trains every run once: expected search.method "grid" or "random" '
@@ -272,12 +323,14 @@ def resubmit(
         backend = backend_for(executor or last)
         backend.check()
         todo = programs.program_order(select(states, mode), {r.run_id: r.settings for r in man.runs})
-        outcome = Outcome(sweep, [], todo, backend.group(todo, man.slurm), man.slurm)
+        room = backend.room(man.slurm)
+        settings, plan = packing.repack(man, todo, room)
+        outcome = Outcome(sweep, [], todo, backend.group(todo, settings), settings, plan, room.where)
         if todo:
-            outcome.submissions = backend.submit(sweep, outcome.tasks, man.slurm)
+            outcome.submissions = backend.submit(sweep, outcome.tasks, settings)
             record(sweep, man, backend, outcome.submissions)
             _set_aside(sweep, todo)
-            outcome.warning = follow_search(sweep, backend, outcome.submissions, man.slurm)
+            outcome.warning = follow_search(sweep, backend, outcome.submissions, settings)
     return outcome
 
 

@@ -208,9 +208,13 @@ def lanes(run_ids: Sequence[T], parallel: int) -> list[list[T]]:
     """How a task's runs are shared among its processes: contiguous parts as even as they can be, so that
     runs of one program, which come together (programs.program_order), stay in as few processes as they can
     and each compiles once."""
-    count = min(parallel, len(run_ids))
+    return [list(run_ids[a:b]) for a, b in itertools.pairwise(lane_bounds(len(run_ids), parallel))]
+
+
+def lane_bounds(n: int, parallel: int) -> list[int]:
+    """Where `lanes` cuts n runs: min(parallel, n) parts whose sizes differ by one at most."""
+    count = min(parallel, n)
     if count == 0:
         return []
-    size, extra = divmod(len(run_ids), count)
-    bounds = [i * size + min(i, extra) for i in range(count + 1)]
-    return [list(run_ids[a:b]) for a, b in itertools.pairwise(bounds)]
+    size, extra = divmod(n, count)
+    return [i * size + min(i, extra) for i in range(count + 1)]

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hpcjobs import backends, layout, manifest, search, status
+from hpcjobs import backends, layout, manifest, search, slurm, status
 from hpcjobs.cli import cli
+from hpcjobs.settings import SlurmSettings
 
 from .conftest import REPO
 
@@ -144,6 +145,25 @@ def test_packed_task_trains_its_runs_in_parallel_processes_on_one_gpu(tmp_path: 
     # Two processes, each with two runs in turn: each process logged its own runs.
     log = sweep.job_log(sub.job_name(0), "out").read_text()
     assert all(f"{r.run_id} epoch 2/2" in log for r in st.runs), log
+
+
+def test_packing_reads_the_lab_clusters_limits_and_plans_for_its_gpus(tmp_path: Path) -> None:
+    gres = subprocess.run(
+        ["sinfo", "-h", "-p", "gpu", "-o", "%G"], capture_output=True, text=True, check=True
+    )
+    gpus = slurm.gres_gpus(gres.stdout.strip())
+    assert gpus > 0
+    limits = backends.slurm_limits(SlurmSettings(partition="gpu"))
+    assert (limits.partition, limits.gpus) == ("gpu", gpus)
+    assert limits.pending is not None  # squeue answered
+    assert backends.slurm_limits(SlurmSettings()).partition == "gpu"  # the lab's default partition
+    room = backends.slurm_room(SlurmSettings(partition="gpu", array_parallelism=16), limits)
+    assert room.slots == min(16, gpus, limits.user_gpus or gpus, limits.max_jobs or gpus)
+    sweep_file = str(REPO / "examples" / "digits_depth.toml")
+    argv = ["submit", sweep_file, "--dry-run", "--executor", "slurm", "--results", str(tmp_path)]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 0, result.output
+    assert f"{gpus} GPUs in 'gpu'" in result.output
 
 
 def test_cancel_stops_every_array_of_the_sweep(tmp_path: Path) -> None:
