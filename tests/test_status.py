@@ -303,3 +303,28 @@ def test_job_logs_are_named_by_submitit() -> None:
     sweep = layout.SweepDir(Path("/r/s"))
     assert sweep.job_log("123_4") == Path("/r/s/submitit/123_4_0_log.err")
     assert sweep.job_log("777", "out") == Path("/r/s/submitit/777_0_log.out")
+
+
+def test_a_watch_wakes_when_the_runs_results_are_written_not_at_its_next_back_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpcjobs import watching
+
+    sweep = layout.SweepDir(tmp_path / "s")
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 2:  # the two runs end, one after the other, during the second second
+            for run_id in ("a", "b"):
+                layout.write_json(sweep.result(run_id), {"run_id": run_id, "status": "COMPLETED"})
+
+    monkeypatch.setattr(watching.time, "sleep", sleep)
+    watching.wait(sweep, ["a", "b"], 30.0)
+    assert slept == [1.0, 1.0]
+    # Nothing on disk tells when a search's promote job starts the next rung: the whole back-off.
+    slept.clear()
+    clock = iter(range(100))
+    monkeypatch.setattr(watching.time, "monotonic", lambda: float(next(clock)))
+    watching.wait(sweep, [], 5.0)
+    assert len(slept) == 4
