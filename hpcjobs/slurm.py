@@ -93,7 +93,7 @@ def executor_parameters(slurm: SlurmSettings, job_name: str) -> dict[str, Any]:
 def trials_per_gpu(params: int) -> int:
     """Trainings sharing one GPU for a model of `params` weights. The lesson MLP (235,146 weights) on one
     H200 gave the most trainings per hour with 4 processes: 4.95× one process per run, 8 processes 3.96×
-    (/work/shared/measurements, 28 Nov 2026). Larger models leave a GPU less room."""
+    (the team's shared measurements, 28 Nov 2026). Larger models leave a GPU less room."""
     return 4 if params < 1_000_000 else 2 if params < 10_000_000 else 1
 
 
