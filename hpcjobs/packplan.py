@@ -25,9 +25,9 @@ STARTUP_S = 18.0
 # (bench/RESULTS.md, per-run costs, third pass).
 COMPILE_S = 1.5
 # Training throughput a process adds to the others on one GPU: 4 processes sharing an H200 trained the
-# lesson MLP 1.85x as fast as one process in turn, (1.85 - 1) / 3 per added process
-# (the team's shared measurements, 2026-11-28-h200-hpcjobs.md). Training on CPUs (no GPU, or the lab's fake ones),
-# the first process's threads already use the task's cores: a second one shares them, start-up included.
+# lesson MLP 1.85x as fast as one process in turn, (1.85 - 1) / 3 per added process (the team's shared
+# measurements, 2026-11-28-h200-hpcjobs.md). Training on CPUs (no GPU, or the lab's fake ones), the first
+# process's threads already use the task's cores: a second one shares them, start-up included.
 GPU_OVERLAP = 0.28
 # A task's wait between a free slot and its start: the scheduler's pass, the node's prolog, srun.
 QUEUE_S = 5.0
