@@ -175,17 +175,17 @@ def status_cmd(
       hpcjobs status --json
     """
     if name is None:
-        found = [status.gather(s, backends.for_executor) for s in layout.known_sweeps(results)]
+        found, damaged = status.gather_all(layout.known_sweeps(results), backends.for_executor)
         if as_json:
             click.echo(json.dumps([{"name": s.name, "counts": s.counts} for s in found], indent=2))
-        elif not found:
-            click.echo(f"no sweeps in {layout.results_root(results)}/")
-        else:
+        elif found:
             clikit.out.print(render.sweeps_table(found))
-        for st in found:
-            clikit.warn(st.warning and f"{st.name}: {st.warning}")
-        if any(st.unreachable for st in found):
-            sys.exit(1)  # as documented: the states shown may be stale
+        elif not damaged:
+            click.echo(f"no sweeps in {layout.results_root(results)}/")
+        for line in [*damaged, *(f"{st.name}: {st.warning}" for st in found if st.warning)]:
+            clikit.warn(line)
+        if damaged or any(st.unreachable for st in found):
+            sys.exit(2 if damaged else 1)  # a sweep left out; or, as documented, states that may be stale
         return
     sweep = layout.sweep_dir(name, results)
     limit = None if show_all else 50
@@ -275,8 +275,8 @@ def collect(
     """
     from . import collect as collecting
 
-    clikit.check_out(fmt, out_file)
     sweep = layout.sweep_dir(name, results)
+    clikit.check_out(fmt, out_file, sweep)
     full, col = collecting.report(sweep, collecting.Query(where, sort, ascending, top))
     for problem in full.problems:
         clikit.warn(problem)

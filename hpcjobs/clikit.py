@@ -105,15 +105,15 @@ def show(renderable: Any, width: int | None, out_file: Path | None = None) -> No
         (out if width is not None else Console(width=render.UNLIMITED)).print(renderable)
 
 
-def check_out(fmt: str, out_file: Path | None) -> None:
+def check_out(fmt: str, out_file: Path | None, sweep: layout.SweepDir | None = None) -> None:
     """Before any work: a binary format is written to a file, parquet by pyarrow, and a file named for
-    output is one to replace or a new path."""
+    output is one to replace or a new path, in a folder that exists, and none that `sweep` keeps."""
     if fmt == "parquet" and not out_file:
         raise OptionError("--format parquet writes a binary file: expected --out FILE")
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise OptionError("--format parquet needs pyarrow: pip install 'hpcjobs[parquet]'")
     if out_file:
-        layout.check_output(out_file)
+        layout.check_output(out_file, sweep)
 
 
 def emit(data: bytes, out_file: Path | None) -> None:

@@ -354,7 +354,7 @@ def _read_run_files(
     problems: dict[tuple[str, str], str] = {}
     for run_id in run_ids:
         try:
-            histories[run_id] = sweep.history(run_id).read_bytes()
+            histories[run_id] = layout.read_bytes(sweep.history(run_id))
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -388,6 +388,12 @@ def collect(sweep: layout.SweepDir) -> Collection:
         for name in ("history.csv", "result.json")
         if (run_id, name) in problems
     ]
+    ordered += [  # counted apart in the outcomes column; said here too, as it changes "runs 2/2" to 1/2
+        f"{r['run_id']}: {r['status']} in history.csv: left out of the means"
+        for r in rows
+        if r["status"].endswith(NO_EPOCHS) and (r["run_id"], "history.csv") not in problems
+    ]
+    ordered += [p for p in [manifest.left_out(sweep, man)] if p]
     summary = summarize(runs)
     if "rung" in summary:
         summary = by_rung(summary)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import kerascache
+from . import kerascache, layout
 from .vocab import DATASETS, DataError
 
 # Installed with the wheel of an optional package rather than downloaded: usable offline.
@@ -57,10 +57,20 @@ def load(source: str) -> tuple[np.ndarray, np.ndarray]:
     path = Path(source)
     if not path.is_absolute():
         raise DataError(f"Expected an absolute path to the data file. Received: {source!r}")
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    check_path(path)
     x, y = _read_npz(path) if suffix == ".npz" else _read_csv(path)
     return _validated(x, y, str(path))
+
+
+def check_path(path: Path) -> None:
+    """DataError unless a data file is there and a regular file: a FIFO would hang the reader, a device
+    such as /dev/zero never end. Any size: data files are as large as they are (logindata streams them)."""
+    try:
+        layout.check_regular(path, limit=None)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: {exc}") from None
 
 
 def check_labels(y: np.ndarray, source: str | None = None) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .history import MISSING, parse_history
+from .history import EPOCH_LIMIT, MISSING, parse_history
 from .vocab import Objective
 
 
@@ -42,7 +42,7 @@ def _split(data: bytes) -> tuple[bytes, bytes, int] | None:
     header = header.rstrip()  # the csv module ends lines with \r\n
     body = body[: body.rfind(b"\n") + 1]
     rows = body.count(b"\n")
-    if b"epoch" not in header.split(b",") or body.count(b",") != rows * header.count(b","):
+    if b"epoch" not in header.split(b",") or body.count(b",") != rows * header.count(b",") or b"\0" in data:
         return None
     return header, body, rows
 
@@ -61,7 +61,7 @@ def _block(columns: list[str], run_ids: list[str], lengths: list[int], data: np.
 
 def _read_block(header: bytes, files: list[tuple[str, bytes, int]]) -> HistoryBlock | None:
     """One read_csv over the bodies of files sharing a header; None if a cell is not a number or an epoch
-    is missing, to be pinned to its file by parse_history."""
+    is missing or not a whole number from 0, to be pinned to its file by parse_history."""
     text = b"".join(body for _, body, _ in files)
     if b"\r" in text:
         text = text.replace(b"\r", b"")
@@ -74,8 +74,12 @@ def _read_block(header: bytes, files: list[tuple[str, bytes, int]]) -> HistoryBl
     except ValueError:  # pandas' parser errors and UnicodeDecodeError are ValueErrors
         return None
     data = frame.to_numpy()
-    if data.shape != (rows, len(columns)) or not np.isfinite(data[:, columns.index("epoch")]).all():
+    if data.shape != (rows, len(columns)):
         return None
+    epoch = data[:, columns.index("epoch")]
+    with np.errstate(invalid="ignore"):
+        if not ((epoch >= 0) & (epoch < EPOCH_LIMIT) & (epoch == np.floor(epoch))).all():  # NaN fails too
+            return None
     return _block(columns, [r for r, _, _ in files], [n for _, _, n in files], data)
 
 

@@ -11,12 +11,16 @@ from dataclasses import dataclass, field
 
 # Keras' CSVLogger writes NA for a metric missing from an epoch; an empty cell is the same.
 MISSING = ("", "NA", "nan")
+# Epochs are whole numbers from 0 (Keras'), below this: a larger one is a damaged or edited file.
+EPOCH_LIMIT = 2**31
 
 
 def parse_history(text: str) -> tuple[list[str], list[list[float]]]:
     """CSVLogger text -> (columns, rows) as written; ValueError naming the first line that does not fit.
 
     A last line without its newline is an epoch being written right now: left for the next read."""
+    if "\0" in text:  # what a crash or a full disk leaves where a write was cut short
+        raise ValueError("NUL bytes in the file: expected CSV text (a write was cut short)")
     complete, newline, _ = text.rpartition("\n")
     lines = [ln for ln in (complete + newline).splitlines() if ln.strip()]
     if not lines:
@@ -33,6 +37,10 @@ def parse_history(text: str) -> tuple[list[str], list[list[float]]]:
         row = [float("nan") if c.strip() in MISSING else float(c) for c in cells]
         if not math.isfinite(row[epoch]):
             raise ValueError(f"line {number} has no epoch number")
+        if not (row[epoch].is_integer() and 0 <= row[epoch] < EPOCH_LIMIT):
+            raise ValueError(
+                f"line {number} has epoch {cells[epoch].strip()}: expected a whole number from 0"
+            )
         rows.append(row)
     return columns, rows
 
@@ -43,6 +51,13 @@ class Progress:
 
     epochs_done: int = 0
     last: dict[str, float] = field(default_factory=dict)
+
+
+def count_problem(progress: Progress, epochs: int) -> str:
+    """'' unless a history holds more distinct epochs than its run trains ('21/20'), else what. Pure."""
+    if progress.epochs_done <= epochs:
+        return ""
+    return f"expected at most {epochs} epochs; received {progress.epochs_done} (a damaged or edited file)"
 
 
 def progress(text: str) -> Progress:

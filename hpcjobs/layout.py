@@ -13,9 +13,11 @@ results/<name>/
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,10 +29,73 @@ from .vocab import InputError, did_you_mean
 
 RESULTS_ENV = "HPCJOBS_RESULTS"
 MANIFEST = "manifest.json"
+# The most hpcjobs reads of one file it keeps or is given to parse (a manifest of 10,000 runs is ~15 MB):
+# more is a damaged or hostile file, which a login node must not try to hold.
+READ_LIMIT = 128 * 2**20
 
 
 class LayoutError(InputError):
     """A results folder or sweep that cannot be found or used."""
+
+
+class FileProblem(OSError):
+    """A file that hpcjobs will not read: not a regular file (a FIFO would block every command, a device
+    such as /dev/zero never ends) or larger than it can be. An OSError, so every reader's handling of an
+    unreadable file applies; its text is the problem alone, as callers name the file themselves."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def file_problem(info: os.stat_result, limit: int | None = READ_LIMIT) -> str:
+    """'' if a file's stat is that of a regular file of at most `limit` bytes (None: any size), else what
+    it is. Pure."""
+    if not stat.S_ISREG(info.st_mode):
+        kinds = {
+            stat.S_ISFIFO: "a FIFO",
+            stat.S_ISCHR: "a character device",
+            stat.S_ISBLK: "a block device",
+            stat.S_ISSOCK: "a socket",
+            stat.S_ISDIR: "a folder",
+        }
+        kind = next((k for test, k in kinds.items() if test(info.st_mode)), "not a plain file")
+        return f"expected a regular file; received {kind}"
+    if limit is not None and info.st_size > limit:
+        return f"expected at most {limit // 2**20} MiB; received {info.st_size / 2**20:,.0f} MiB"
+    return ""
+
+
+def check_regular(path: Path, limit: int | None = READ_LIMIT) -> None:
+    """FileProblem unless `path` is a regular file of at most `limit` bytes; FileNotFoundError if absent.
+    For files read by others (numpy, zipfile): a stat, which never blocks, before they open it."""
+    why = file_problem(os.stat(path), limit)
+    if why:
+        raise FileProblem(errno.EINVAL, why, str(path))
+
+
+def read_bytes(path: Path, limit: int = READ_LIMIT, tail: bool = False) -> bytes:
+    """A file's bytes, once it is known to be a regular file of at most `limit` bytes (FileProblem
+    otherwise); with `tail`, its last `limit` bytes whatever its size. Opened without blocking, so a FIFO
+    is refused instead of waited on. The one way hpcjobs reads the files it keeps."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        why = file_problem(info := os.fstat(fd), None if tail else limit)
+        if why:
+            raise FileProblem(errno.EINVAL, why, str(path))
+        if tail and info.st_size > limit:
+            os.lseek(fd, info.st_size - limit, os.SEEK_SET)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:  # it grew since it was looked at
+        raise FileProblem(errno.EFBIG, f"expected at most {limit // 2**20} MiB; received more", str(path))
+    return data
+
+
+def read_text(path: Path, limit: int = READ_LIMIT) -> str:
+    """read_bytes as UTF-8 text; UnicodeDecodeError (a ValueError) if it is not."""
+    return read_bytes(path, limit).decode()
 
 
 def name_problem(name: str, what: str) -> str:
@@ -107,8 +172,16 @@ class SweepDir:
         removes the folder while another command may be waiting on the lock."""
         return self.root.parent / f".{self.name}.lock"
 
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def populations_dir(self) -> Path:
+        return self.root / "populations"
+
     def run_dir(self, run_id: str) -> Path:
-        return self.root / "runs" / run_id
+        return self.runs_dir / run_id
 
     def config(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "config.json"
@@ -133,7 +206,7 @@ class SweepDir:
     def population_checkpoint(self, run_ids: Sequence[str]) -> Path:
         """The stacked state of a population, named by its members: a requeued task finds its own."""
         digest = hashlib.sha256("\n".join(run_ids).encode()).hexdigest()[:16]
-        return self.root / "populations" / f"{digest}.npz"
+        return self.populations_dir / f"{digest}.npz"
 
     def stderr_hint(self, run_id: str) -> Path:
         """Where the worker leaves the traceback of a run that raised."""
@@ -149,6 +222,23 @@ class SweepDir:
 
     def exists(self) -> bool:
         return self.manifest.is_file()
+
+    def keeps(self, path: Path) -> bool:
+        """Whether hpcjobs keeps `path` for this sweep: one of the files or folders above, or inside one."""
+        files = (self.sweep_file, self.manifest, self.search_state, self.summary_csv, self.export_script)
+        folders = (self.runs_dir, self.populations_dir, self.submitit_dir, self.compile_cache, self.plots_dir)
+        target = path.resolve()
+        if target in {p.resolve() for p in (*files, self.lock_file)}:
+            return True
+        return any(target.is_relative_to(d.resolve()) for d in folders)
+
+    def run_folders(self) -> list[str]:
+        """The names of the folders under runs/ ([] when there is none)."""
+        try:
+            with os.scandir(self.runs_dir) as entries:
+                return sorted(e.name for e in entries if e.is_dir())
+        except OSError:
+            return []
 
 
 def sweep_dir(name_or_path: str | Path, results: str | Path | None = None) -> SweepDir:
@@ -203,14 +293,23 @@ def run_dir_problem(sweep: SweepDir, run_id: str) -> str:
     return ""
 
 
-def check_output(path: Path) -> None:
-    """A file the user names for output (collect --out) is a regular file to replace or a new path:
-    never a folder, a device or a symbolic link, which an atomic replace would clobber."""
+def check_output(path: Path, sweep: SweepDir | None = None) -> None:
+    """A file the user names for output (collect --out) is a regular file to replace or a new path in a
+    folder that exists: never a folder, a device or a symbolic link, which an atomic replace would
+    clobber, nor a file `sweep` keeps (its manifest, a run's files...)."""
     if path.is_symlink() or (path.exists() and not path.is_file()):
         kind = (
             "a symbolic link" if path.is_symlink() else "a folder" if path.is_dir() else "not a regular file"
         )
         raise LayoutError(f"--out {path} is {kind}: expected a regular file to replace or a new path")
+    if sweep is not None and sweep.keeps(path):
+        raise LayoutError(
+            f"--out {path} is a file hpcjobs keeps for sweep '{sweep.name}': expected another file name"
+        )
+    if not path.parent.is_dir():
+        raise LayoutError(
+            f"--out {path}: the folder {path.parent} does not exist: expected an existing folder"
+        )
 
 
 def make_private_dir(path: Path) -> None:
@@ -247,8 +346,13 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 
 def read_json(path: Path) -> Any:
-    with path.open() as f:
-        return json.load(f)
+    """A JSON file hpcjobs keeps, read as read_bytes reads it; ValueError if it is not JSON, or is nested
+    too deeply for Python's parser (which would raise RecursionError)."""
+    data = read_bytes(path)
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply: expected the file hpcjobs wrote") from None
 
 
 def read_config(sweep: SweepDir, run_id: str) -> RunConfig:

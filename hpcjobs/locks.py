@@ -200,7 +200,8 @@ def interrupt(who: Holder) -> bool:
 def holder(sweep: SweepDir, run_id: str) -> Holder | None:
     """The process training a run right now, None if none (a peek: the lock is held for microseconds)."""
     try:
-        fd = os.open(sweep.run_lock(run_id), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO put in the lock's place must not hang status
+        fd = os.open(sweep.run_lock(run_id), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None
     try:

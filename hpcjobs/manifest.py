@@ -14,6 +14,7 @@ from .settings import Run, SlurmSettings
 from .vocab import Submission
 
 VERSION = 1
+PID_MAX = 2**22  # Linux's largest pid_max: a local job id is a worker's pid
 
 
 @dataclass
@@ -104,6 +105,7 @@ def shape_problem(data: dict[str, Any]) -> str:
     why = _fields(data, {"name": str, "backend": str, "runs": list, "slurm": dict}, "the manifest")
     if why:
         return why
+    first: dict[str, int] = {}
     for i, run in enumerate(data["runs"]):
         why = (
             _fields(run, {"run_id": str, "config_id": str, "seed": int, "settings": dict}, f"run {i}")
@@ -113,6 +115,10 @@ def shape_problem(data: dict[str, Any]) -> str:
         )
         if why:
             return why
+        if first.setdefault(run["run_id"], i) != i:
+            return (
+                f"runs {first[run['run_id']]} and {i} share the run_id {run['run_id']!r}: expected each once"
+            )
     if not isinstance(data.get("submissions", []), list):
         return f"'submissions' is {data['submissions']!r}: expected a list"
     for i, sub in enumerate(data.get("submissions", [])):
@@ -122,9 +128,33 @@ def shape_problem(data: dict[str, Any]) -> str:
         ):
             tasks = sub["tasks"]
             why = f"submission {i} has 'tasks' = {tasks!r}: expected lists of run ids"
+        why = why or _job_id_problem(sub, f"submission {i}")
         if why:
             return why
     return why
+
+
+def _job_id_problem(sub: dict[str, Any], what: str) -> str:
+    """A local worker's job id is its pid, which cancel signals: a number of a process, never 0 (which
+    would signal cancel's own process group) nor text."""
+    job_id = sub["job_id"]
+    if sub["executor"] != "local" or (job_id.isascii() and job_id.isdigit() and 0 < int(job_id) <= PID_MAX):
+        return ""
+    return f"{what} has 'job_id' = {job_id!r}: expected a local worker's process id (1 to {PID_MAX})"
+
+
+def left_out(sweep: layout.SweepDir, man: Manifest) -> str:
+    """A line naming the runs that the sweep's run folders or jobs know and its manifest does not (an edit
+    removed them: status and collect cannot show them), '' if none."""
+    named = {run_id for sub in man.submissions for task in sub.tasks for run_id in task}
+    gone = sorted((set(sweep.run_folders()) | named) - set(man.run_ids))
+    if not gone:
+        return ""
+    shown = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+    return (
+        f"{sweep.manifest}: expected every run of the sweep; received none for {len(gone)} that its "
+        f"run folders or jobs name ({shown}): left out (was the manifest edited?)"
+    )
 
 
 def write(sweep: layout.SweepDir, manifest: Manifest) -> None:

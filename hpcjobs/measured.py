@@ -7,7 +7,6 @@ source; conservative defaults stand in where they say nothing yet.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -108,7 +107,7 @@ def read_results(
             continue
         for path in paths:
             try:
-                row = json.loads(path.read_text())
+                row = layout.read_json(path)
             except (OSError, ValueError):
                 continue
             if isinstance(row, dict) and row.get("backend") == backend and row.get("startup_seconds"):
@@ -121,7 +120,7 @@ def read_results(
 def _executors(sweep: layout.SweepDir) -> dict[str, str]:
     """Run id -> the executor that last took it, from the manifest's submissions."""
     try:
-        data = json.loads(sweep.manifest.read_text())
+        data = layout.read_json(sweep.manifest)
         return {r: sub["executor"] for sub in data["submissions"] for task in sub["tasks"] for r in task}
     except (OSError, ValueError, KeyError, TypeError):
         return {}

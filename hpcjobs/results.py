@@ -7,11 +7,11 @@ the run is read as if it had no result; the other runs still stand. Standard lib
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from pathlib import Path
 from typing import Any
 
+from .layout import read_json
 from .vocab import ORDER
 
 _TEXT = ("run_id", "error", "hint", "traceback", "precision_policy", "backend", "device", "monitor")
@@ -53,7 +53,7 @@ def recorded_status(path: Path) -> str | None:
     """The status a result.json records, None while there is none: what a worker asks before it trains a
     run, and submit before it sets a result aside. Lenient on purpose: any recorded status counts."""
     try:
-        return str(json.loads(path.read_bytes())["status"])
+        return str(read_json(path)["status"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -62,7 +62,7 @@ def read(path: Path) -> tuple[dict[str, Any] | None, str]:
     """(the result, '') if the file is there and sound; (None, '') if there is none yet; (None, what is
     wrong) if it cannot be used. Writes are atomic, so a half-written file is never seen."""
     try:
-        data = json.loads(path.read_bytes())
+        data = read_json(path)
     except FileNotFoundError:
         return None, ""
     except (OSError, ValueError) as exc:

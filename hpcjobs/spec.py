@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import layout
 from .plan import backend_runs
 from .schema import (
     BACKENDS,
@@ -230,9 +231,11 @@ def _parse_sweep(table: Any, where: str) -> tuple[dict[str, list[Any]], list[int
 def load_spec(path: Path) -> Spec:
     """Read and validate a sweep file."""
     try:
-        text = path.read_text()
+        text = layout.read_text(path)
     except FileNotFoundError:
         raise SpecError(f"{path}: no such sweep file: expected a TOML file path") from None
+    except layout.FileProblem as exc:  # a device or FIFO would be read without end
+        raise SpecError(f"{path}: cannot read the sweep file: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(
             f"{path}: cannot read the sweep file ({exc}): expected a readable TOML file"
@@ -241,6 +244,8 @@ def load_spec(path: Path) -> Spec:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise SpecError(f"{path}: arrays or tables nested too deeply: expected a sweep file") from None
     return parse_spec(doc, where=str(path), base=path.parent)
 
 

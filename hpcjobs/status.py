@@ -19,6 +19,8 @@ from .slurm import JobRow
 from .sweepstatus import RunStatus, SweepStatus
 from .vocab import ACTIVE, FINISHED, OOM_HINT, Objective, RunState, Submission
 
+LOG_TAIL_BYTES = 64 * 2**10  # a job log's last line is in its end: never read a long log whole
+
 
 def run_state(
     result: dict[str, Any] | None,
@@ -67,7 +69,8 @@ def run_state(
 
 def _last_line(path: Path) -> str:
     try:
-        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        text = layout.read_bytes(path, LOG_TAIL_BYTES, tail=True).decode(errors="replace")
+        lines = [ln for ln in text.splitlines() if ln.strip()]
     except OSError:
         return ""
     return lines[-1].strip()[:300] if lines else ""
@@ -77,11 +80,36 @@ def _read_progress(sweep: layout.SweepDir, run_id: str) -> tuple[Progress, str]:
     """The run's progress, and what is wrong with its history ('' if nothing)."""
     path = sweep.history(run_id)
     try:
-        return history.progress(path.read_text()), ""
+        return history.progress(layout.read_text(path)), ""
     except FileNotFoundError:
         return Progress(), ""
     except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         return Progress(), f"{path}: unreadable ({exc})"
+
+
+def _history_problem(path: Path, progress: Progress, epochs: int, result: dict[str, Any] | None) -> str:
+    """What is wrong with a history that parsed: more epochs than the run trains, or none for a run that
+    completed ('' if nothing)."""
+    why = history.count_problem(progress, epochs)
+    if not why and not progress.epochs_done and (result or {}).get("status") == RunState.COMPLETED:
+        why = (
+            "expected the epochs of a COMPLETED run; received none (the file is empty, cut short or missing)"
+        )
+    return f"{path}: {why}" if why else ""
+
+
+def gather_all(
+    sweeps: list[layout.SweepDir], backend_for: Callable[[str], Backend]
+) -> tuple[list[SweepStatus], list[str]]:
+    """Every sweep's status, and a line for each whose manifest cannot be used: one damaged sweep does not
+    hide the others."""
+    found, damaged = [], []
+    for sweep in sweeps:
+        try:
+            found.append(gather(sweep, backend_for))
+        except layout.LayoutError as exc:
+            damaged.append(f"{sweep.name}: left out: {exc}")
+    return found, damaged
 
 
 def elapsed(result: dict[str, Any] | None, since: float | None, now: float) -> str:
@@ -125,7 +153,7 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
         if warning:
             warnings.append(warning)
 
-    results, problems = {}, []
+    results, problems = {}, [p for p in [manifest.left_out(sweep, man)] if p]
     for run_id in man.run_ids:
         results[run_id], why = read_result(sweep.result(run_id))
         if why:
@@ -137,7 +165,10 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
     for run in man.runs:
         run_id = run.run_id
         result = results[run_id]
+        rung = rung_of.get(run_id)
         progress, why = _read_progress(sweep, run_id)
+        epochs = run.settings.train.epochs if plan is None or rung is None else plan.epochs[rung]
+        why = why or _history_problem(sweep.history(run_id), progress, epochs, result)
         if why:
             problems.append(why)
         sub, task = latest.get(run_id, (None, 0))
@@ -151,7 +182,6 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
             note = _last_line(sweep.job_log(sub.job_name(task)))
         objective = Objective.logged_in(progress.last)
         metric = objective.name if objective else ""
-        rung = rung_of.get(run_id)
         out.append(
             RunStatus(
                 run_id,
@@ -159,7 +189,7 @@ def gather(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> Swe
                 run.seed,
                 state,
                 progress.epochs_done,
-                run.settings.train.epochs if plan is None or rung is None else plan.epochs[rung],
+                epochs,
                 metric,
                 progress.last.get(metric),
                 elapsed(result, since, now),

@@ -206,7 +206,7 @@ def _prepare(sweep_file: Path, results: str | Path | None, backend: Backend | No
 
 def _write_new(p: Prepared, sweep_file: Path) -> Manifest:
     layout.make_private_dir(p.sweep.root)
-    layout.write_text(p.sweep.sweep_file, sweep_file.read_text())
+    layout.write_text(p.sweep.sweep_file, layout.read_text(sweep_file))
     state = None
     if p.spec.search.method == "halving":
         budget = p.spec.settings.train.epochs

@@ -721,7 +721,7 @@ def test_cli_epochs_is_the_long_form_of_every_epoch(tmp_path: Path) -> None:
 @needs_pyarrow
 def test_cli_parquet_goes_to_a_file(tmp_path: Path) -> None:
     digits_sweep(tmp_path)
-    out = tmp_path / "out" / "epochs.parquet"
+    out = tmp_path / "epochs.parquet"
     result = _collect(tmp_path, "--epochs", "--format", "parquet", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert len(pd.read_parquet(out)) == 23 * 5 + 3
