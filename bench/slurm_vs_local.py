@@ -1,7 +1,8 @@
 """A sweep on the local executor, then on the lab Slurm cluster: wall clocks, their ratio, the estimates.
 
 Submit → done wall clock of each whole `hpcjobs submit --wait` command, their ratio, and the packing
-planner's estimate beside each (the manifest's "packing"), so the model can be checked (issue 20).
+planner's estimate beside each (the manifest's "packing", plus a halving search's later rungs' in
+search.json), so the model can be checked (issue 20).
 
     python bench/slurm_vs_local.py [--sweep examples/digits_depth.toml] [--order local,slurm]
                                    [--repeats 1] [--results DIR]
@@ -57,6 +58,9 @@ def side(executor: str, sweep: Path, results: Path, name: str) -> tuple[float, s
     try:
         packing = json.loads((results / name / "manifest.json").read_text()).get("packing") or {}
         estimate = float(packing["estimate"]["seconds"])
+        search = results / name / "search.json"  # a halving search: each later rung's estimate too
+        if search.is_file():
+            estimate += sum(float(r["estimate_s"]) for r in json.loads(search.read_text())["rungs"][1:])
     except (OSError, ValueError, KeyError, TypeError):
         estimate = None
     return wall, plan, estimate

@@ -397,7 +397,10 @@ def collect(sweep: layout.SweepDir) -> Collection:
     summary = summarize(runs)
     if "rung" in summary:
         summary = by_rung(summary)
-    took = packing.estimate_and_took(man, [(results.get(r) or {}).get("finished") for r in man.run_ids])
+    later = [r.estimate_s for r in plan.rungs[1:]] if plan else []
+    took = packing.estimate_and_took(
+        man, [(results.get(r) or {}).get("finished") for r in man.run_ids], later
+    )
     return Collection(runs, with_settings(epochs, runs) if len(runs) else epochs, summary, ordered, took)
 
 

@@ -119,13 +119,19 @@ def repack(
     return pack([by_id[r] for r in run_ids], man.slurm, Inputs.from_dict(kept), room, epochs)
 
 
-def estimate_and_took(man: Manifest, finished: Sequence[str | None]) -> tuple[float, float] | None:
+def estimate_and_took(
+    man: Manifest, finished: Sequence[str | None], later: Sequence[float | None] = ()
+) -> tuple[float, float] | None:
     """(the estimate, the seconds the sweep took from its first submission to its last run's end) once
     every run has ended; None before, or where the manifest kept no estimate. `finished`: the runs'
-    result.json "finished" times (UTC); a submission's time is the submitting machine's local time."""
+    result.json "finished" times (UTC); a submission's time is the submitting machine's local time.
+    `later`: a halving search's later rungs' estimates, added to its first rung's (the manifest's)."""
     estimate = ((man.packing or {}).get("estimate") or {}).get("seconds")
     if not isinstance(estimate, int | float) or not man.submissions or not finished or None in finished:
         return None
+    if None in later:  # a rung submitted before rungs kept their estimate: the sum would be short
+        return None
+    estimate += sum(x for x in later if x is not None)
     try:
         start = min(datetime.fromisoformat(s.submitted).astimezone() for s in man.submissions)
         end = max(datetime.fromisoformat(f).astimezone() for f in finished if f)

@@ -120,9 +120,12 @@ def _submit(
     # Packed by the same costs as the first rung, for the epochs the survivors train on from their backups.
     before = state.rungs[-2].epochs if len(state.rungs) > 1 else 0
     order = programs.program_order(rung.runs, {r.run_id: r.settings for r in man.runs})
-    settings, _ = packing.repack(
+    settings, plan = packing.repack(
         man, order, backend.room(man.slurm), dict.fromkeys(order, rung.epochs - before)
     )
+    if plan is not None:  # beside what the search took, in collect: its first rung's is the manifest's
+        rung.estimate_s = plan.seconds
+        search.write(sweep, state)
     subs = backend.submit(sweep, backend.group(order, settings), settings)
     record(sweep, man, backend, subs)
     return subs, follow_search(sweep, backend, subs, settings)

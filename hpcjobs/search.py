@@ -55,6 +55,7 @@ class Rung:
     jobs: list[str] = field(default_factory=list)  # the arrays that train it; empty until submitted
     promote_jobs: list[str] = field(default_factory=list)  # the dependent `hpcjobs promote` jobs
     ranking: list[tuple[str, float | None]] = field(default_factory=list)  # config, score: once it ended
+    estimate_s: float | None = None  # the packing planner's, for a rung that promote submitted
 
 
 @dataclass
@@ -76,7 +77,14 @@ class SearchState:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SearchState:
         rungs = [
-            Rung(r["epochs"], r["runs"], r["jobs"], r["promote_jobs"], [tuple(x) for x in r["ranking"]])
+            Rung(
+                r["epochs"],
+                r["runs"],
+                r["jobs"],
+                r["promote_jobs"],
+                [tuple(x) for x in r["ranking"]],
+                r.get("estimate_s"),
+            )
             for r in data["rungs"]
         ]
         return cls(data["epochs"], data["eta"], rungs, data.get("ended", ""))

@@ -94,6 +94,12 @@ def test_collect_puts_the_estimate_beside_what_the_sweep_took(tmp_path: Path) ->
     assert packing.estimate_and_took(man, [*ends[:-1], None]) is None  # a run has not ended
     older = replace(man, packing=None)
     assert packing.estimate_and_took(older, ends) is None  # a manifest from before issue 20
+    # A halving search: its later rungs' estimates (search.json) add to its first rung's.
+    assert packing.estimate_and_took(man, ends, [10.0, 5.0]) == (
+        pytest.approx(outcome.plan.seconds + 15),
+        33.0,
+    )
+    assert packing.estimate_and_took(man, ends, [10.0, None]) is None  # a rung from before they were kept
     assert (
         render.took(50.0, 61.0)
         == "took 61 s from submit to the last run's end; packing estimated ~50 s (1.22× the estimate)"

@@ -191,6 +191,8 @@ def test_promotion_runs_the_search_to_its_end_and_is_safe_twice(tmp_path: Path):
     pruned = layout.read_json(sweep.result("hidden-4__seed-1"))
     assert pruned["status"] == RunState.PRUNED and pruned["search"] == {"rung": 1, "was": "COMPLETED"}
     assert promote(sweep, lambda _: fake).decision.kind == "wait"  # twice: promoted once
+    # The rung's packing estimate is kept beside it, for collect to add to the first rung's.
+    assert (search.read(sweep).rungs[1].estimate_s or 0) > 0
     assert len(fake.submitted) == 2 and fake.followed[-1] == [first.submissions[0].job_id]
 
     _finish(sweep, survivors, 3)
