@@ -107,8 +107,12 @@ class SweepDir:
         removes the folder while another command may be waiting on the lock."""
         return self.root.parent / f".{self.name}.lock"
 
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
     def run_dir(self, run_id: str) -> Path:
-        return self.root / "runs" / run_id
+        return self.runs_dir / run_id
 
     def config(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "config.json"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import layout, locks, manifest, packing, programs, search, status
-from .jobs import SweepError, check_private, follow_search, record
+from .jobs import SweepError, check_private, follow_search, submit_recorded
 from .scheduler import Backend
 from .search import Decision, Rung, SearchState
 from .vocab import RunState, Submission
@@ -123,6 +123,5 @@ def _submit(
     settings, _ = packing.repack(
         man, order, backend.room(man.slurm), dict.fromkeys(order, rung.epochs - before)
     )
-    subs = backend.submit(sweep, backend.group(order, settings), settings)
-    record(sweep, man, backend, subs)
+    subs = submit_recorded(sweep, man, backend, backend.group(order, settings), settings)
     return subs, follow_search(sweep, backend, subs, settings)
