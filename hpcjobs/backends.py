@@ -7,8 +7,8 @@ histories or tables. Every subprocess call hpcjobs makes lives here.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -19,9 +19,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import packplan, slurm
+from . import locks, packplan, slurm
 from .layout import SweepDir
 from .locks import after_sweep, process_start
+from .machine import local_workers, nvidia_smi_list, visible_gpus
 from .scheduler import Backend, BackendError, States
 from .settings import SlurmSettings
 from .slurm import JobRow
@@ -58,13 +59,18 @@ def _quiet(cmd: list[str]) -> str | None:
         return None
 
 
+def _user() -> str:
+    """This process's user by its uid: the environment ($USER) may say anything."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return ""
+
+
 def slurm_limits(settings: SlurmSettings) -> slurm.Limits:
     """One cheap call each: sinfo for the partition's GPUs, sacctmgr for the user's association and QOS
     limits, squeue for the jobs pending in the partition."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = ""
+    user = _user()
     sinfo = _quiet(["sinfo", "-h", "-N", "-o", slurm.SINFO_FORMAT])
     if sinfo is None:  # no controller to ask: the others would wait on it too
         return slurm.Limits(settings.partition)
@@ -121,16 +127,17 @@ class SlurmBackend:
         return list(slurm.chunks(tasks, slurm.max_array_size(self._config)))
 
     def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[str]:
-        params = slurm.executor_parameters(settings, f"hpcjobs-{sweep.name}")
+        params = slurm.executor_parameters(settings, slurm.job_name(sweep.name))
         folder = str(sweep.submitit_dir.resolve())
         return [slurm.sbatch_script(folder, params, len(chunk), self.python) for chunk in self._arrays(tasks)]
 
-    def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[Submission]:
+    def submit(
+        self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings
+    ) -> Iterator[Submission]:
         from .submititlib import submitit
 
         executor = submitit.SlurmExecutor(folder=sweep.submitit_dir, python=self.python)
-        executor.update_parameters(**slurm.executor_parameters(settings, f"hpcjobs-{sweep.name}"))
-        subs = []
+        executor.update_parameters(**slurm.executor_parameters(settings, slurm.job_name(sweep.name)))
         for chunk in self._arrays(tasks):
             try:
                 jobs = executor.submit_array([_task(sweep, ids, settings) for ids in chunk])
@@ -139,8 +146,7 @@ class SlurmBackend:
             except Exception as exc:  # submitit raises several kinds; the user needs the sbatch message
                 lines = str(exc).strip().splitlines() or [type(exc).__name__]
                 raise BackendError(f"sbatch refused the sweep: {lines[-1]}") from None
-            subs.append(Submission("slurm", jobs[0].job_id.split("_")[0], chunk, settings.parallel))
-        return subs
+            yield Submission("slurm", jobs[0].job_id.split("_")[0], chunk, settings.parallel)
 
     def states(self, subs: Sequence[Submission]) -> tuple[States, str]:
         if not subs:
@@ -165,6 +171,20 @@ class SlurmBackend:
         except BackendError as exc:
             return {}, f"{UNREACHABLE} ({exc}); showing the last state written to disk"
         return slurm.parse_squeue(out), warning
+
+    def own(self, sweep: SweepDir, subs: Sequence[Submission]) -> list[Submission]:
+        """Asks sacct, and squeue (accounting may not know a job submitted a moment ago)."""
+        ids = ",".join(s.job_id for s in subs if s.job_id.isdigit())
+        if not ids:
+            return []
+        answers = [
+            _quiet(["sacct", "-X", "-P", "-n", "-j", ids, f"--format={slurm.OWNER_SACCT_FORMAT}"]),
+            _quiet(["squeue", "-h", "-j", ids, "-o", slurm.OWNER_SQUEUE_FORMAT]),
+        ]
+        if answers == [None, None]:
+            raise BackendError(f"neither sacct nor squeue answered: expected one to say whose jobs {ids} are")
+        owned = slurm.owned_jobs("\n".join(a or "" for a in answers), _user(), slurm.job_name(sweep.name))
+        return [s for s in subs if s.job_id in owned]
 
     def cancel(self, subs: Sequence[Submission]) -> None:
         if subs:
@@ -216,43 +236,13 @@ def _controllers_in_own_session(extra_env: dict[str, str]) -> Iterator[None]:
         namespace["subprocess"] = saved
 
 
-def visible_gpus(environ: dict[str, str], nvidia_smi_list: str | None) -> list[int]:
-    """The GPUs this machine lets a process use, by index: CUDA_VISIBLE_DEVICES where set ("" or "-1":
-    none; ids that are not numbers, e.g. UUIDs, count by position), else the lines of `nvidia-smi -L`.
-    Pure."""
-    if "CUDA_VISIBLE_DEVICES" in environ:
-        ids = [i.strip() for i in environ["CUDA_VISIBLE_DEVICES"].split(",") if i.strip()]
-        ids = ids[: ids.index("-1")] if "-1" in ids else ids
-        return [int(i) for i in ids] if all(i.isdigit() for i in ids) else list(range(len(ids)))
-    lines = (nvidia_smi_list or "").splitlines()
-    return list(range(sum(1 for line in lines if line.startswith("GPU "))))
-
-
-def local_workers(cores: int, gpus: Sequence[int]) -> tuple[int, list[int]]:
-    """Worker processes on this machine and the GPUs they are shown. Without a GPU, one process per core.
-    With one, processes share the first GPU (no preallocation): as many as slurm.trials_per_gpu gives the
-    lesson MLP (4 beat 8 on an H200), never more than the cores that feed them. Pure."""
-    if not gpus:
-        return cores, []
-    return min(cores, slurm.trials_per_gpu(0)), [gpus[0]]
-
-
-def _nvidia_smi_list() -> str | None:
-    if shutil.which("nvidia-smi") is None:
-        return None
-    try:
-        return subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 @dataclass
 class LocalBackend:
     """This machine: worker processes each training its share of runs in turn; one per core, or several
     sharing the first visible GPU (local_workers)."""
 
     max_parallel: int = field(default_factory=lambda: os.cpu_count() or 1)
-    gpus: list[int] = field(default_factory=lambda: visible_gpus(dict(os.environ), _nvidia_smi_list()))
+    gpus: list[int] = field(default_factory=lambda: visible_gpus(dict(os.environ), nvidia_smi_list()))
     name: str = "local"
 
     @property
@@ -281,28 +271,37 @@ class LocalBackend:
         tasks = slurm.group(run_ids, replace(settings, trials_per_gpu=1))
         return tasks if len(tasks) <= self.workers[0] else lanes(run_ids, self.workers[0])
 
-    def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[Submission]:
+    def submit(
+        self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings
+    ) -> Iterator[Submission]:
         from .submititlib import submitit
 
         _, gpus = self.workers
         executor = submitit.LocalExecutor(folder=sweep.submitit_dir)
         # submitit shows each local job the GPUs asked for (CUDA_VISIBLE_DEVICES), none when asked for none.
         executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN, gpus_per_node=len(gpus), visible_gpus=gpus)
-        subs = []
         for ids in tasks:
             with _controllers_in_own_session(SHARED_GPU_ENV if gpus else {}):
                 job = executor.submit(Task(str(sweep.root.resolve()), tuple(ids)))
             start = process_start(int(job.job_id)) or ""
-            subs.append(
-                Submission("local", job.job_id, [ids], process_start=start, host=socket.gethostname())
-            )
-        return subs
+            yield Submission("local", job.job_id, [ids], process_start=start, host=socket.gethostname())
 
     def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[str]:
         return []
 
     def states(self, subs: Sequence[Submission]) -> tuple[States, str]:
         return {(s.job_id, 0): JobRow(RunState.RUNNING if _ours(s) else "ENDED") for s in subs}, ""
+
+    def own(self, sweep: SweepDir, subs: Sequence[Submission]) -> list[Submission]:
+        """The controllers alive (_ours) whose command line is that of this sweep's controller."""
+        folders = locks.submitit_folders(sweep)
+        return [
+            s
+            for s in subs
+            if s.job_id.isdigit()
+            and _ours(s)
+            and locks.is_submitit_process(locks.command_line(int(s.job_id)), locks.CONTROLLER, folders)
+        ]
 
     def cancel(self, subs: Sequence[Submission]) -> None:
         # SIGINT, as submitit's own LocalJob.cancel: the controller then stops its task. SIGTERM would be
@@ -332,6 +331,10 @@ class FakeBackend:
     state_calls: int = 0
     down: bool = False
     scripted_room: packplan.Room | None = None  # None: the [slurm] table's array_parallelism, no other limit
+    array_size: int = 0  # tasks per array, as MaxArraySize cuts them; 0: all in one
+    refuse_after: int | None = None  # sbatch accepts this many arrays, then refuses (MaxJobCount)
+    cancel_error: str = ""  # scancel fails with this
+    foreign: set[str] = field(default_factory=set)  # job ids the scheduler says are not this sweep's
 
     def check(self) -> None:
         if self.down:
@@ -343,14 +346,19 @@ class FakeBackend:
     def group(self, run_ids: Sequence[str], settings: SlurmSettings) -> list[list[str]]:
         return slurm.group(run_ids, settings)
 
-    def submit(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[Submission]:
+    def submit(
+        self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings
+    ) -> Iterator[Submission]:
         self.check()
-        sub = Submission("fake", str(1000 + len(self.submitted)), tasks, settings.parallel)
-        self.submitted.append(sub)
-        if self.run:
-            for ids in tasks:
-                after_sweep(sweep, _task(sweep, ids, settings))
-        return [sub]
+        for chunk in slurm.chunks(tasks, self.array_size or max(1, len(tasks))):
+            if self.refuse_after is not None and len(self.submitted) >= self.refuse_after:
+                raise BackendError("sbatch refused the sweep: Resource temporarily unavailable")
+            sub = Submission("fake", str(1000 + len(self.submitted)), chunk, settings.parallel)
+            self.submitted.append(sub)
+            if self.run:
+                for ids in chunk:
+                    after_sweep(sweep, _task(sweep, ids, settings))
+            yield sub
 
     def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[str]:
         return [f"# fake array of {len(tasks)} tasks"]
@@ -362,7 +370,12 @@ class FakeBackend:
         ids = {s.job_id for s in subs}
         return {k: v for k, v in self.scripted.items() if k[0] in ids}, ""
 
+    def own(self, sweep: SweepDir, subs: Sequence[Submission]) -> list[Submission]:
+        return [s for s in subs if s.job_id not in self.foreign]
+
     def cancel(self, subs: Sequence[Submission]) -> None:
+        if self.cancel_error:
+            raise BackendError(f"'scancel' failed: {self.cancel_error}")
         self.cancelled.extend(s.job_id for s in subs)
 
     def follow_up(self, sweep: SweepDir, after: Sequence[str], settings: SlurmSettings) -> str:

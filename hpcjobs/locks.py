@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import signal
 import socket
@@ -65,6 +66,31 @@ def parent_pid(pid: int) -> int | None:
     return int(fields[1]) if len(fields) > 1 else None
 
 
+def command_line(pid: int) -> list[str]:
+    """A process's arguments, [] if there is no such process (or it hides them)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return raw.decode(errors="replace").split("\0")[:-1]
+
+
+# The processes of a sweep's local jobs, `python -m MODULE FOLDER` with FOLDER its submitit folder.
+CONTROLLER = "submitit.local._local"  # what LocalBackend starts; its pid is the job id
+TRAINER = "submitit.core._submit"  # what the controller starts; it holds the run locks
+
+
+def is_submitit_process(argv: list[str], module: str, folders: set[str]) -> bool:
+    """Whether a command line is `python ... -m MODULE FOLDER` for one of `folders` (a sweep's
+    submitit folder, as given and resolved): a pid's start time proves it is the process that started
+    then, this proves it is the sweep's own. Pure."""
+    return any(a == "-m" and b == module for a, b in itertools.pairwise(argv)) and argv[-1] in folders
+
+
+def submitit_folders(sweep: SweepDir) -> set[str]:
+    return {str(sweep.submitit_dir.absolute()), str(sweep.submitit_dir.resolve())}
+
+
 def _stat(pid: int) -> list[str]:
     """/proc/PID/stat after the command name (which may hold spaces and parentheses); [] if none."""
     try:
@@ -106,6 +132,42 @@ def _deferred() -> dict[str, list[Callable[[], object]]]:
     return deferred
 
 
+def _lock_on_disk(path: Path, wait_s: float) -> int | None:
+    """An exclusive lock on the lock file that is on disk at `path`, None after `wait_s`. A failed first
+    submit removes its lock file (and the results folder it made) while holding it: whoever waited on
+    that file then holds a file no one else will open, and takes the new one instead."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:  # the folder went between mkdir and open
+            continue
+        except OSError as exc:
+            raise LayoutError(f"{path}: cannot open lock file ({exc.strerror})") from None
+        if not _acquire(fd, fcntl.LOCK_EX, max(0.0, deadline - time.monotonic())):
+            os.close(fd)
+            return None
+        try:
+            on_disk = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            on_disk = None
+        held = os.fstat(fd)
+        if on_disk and (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+        os.close(fd)
+
+
+def remove_lock_file(sweep: SweepDir, folder_too: bool) -> None:
+    """Remove the sweep's lock file, and its folder (the results folder) where `folder_too` and nothing
+    else is in it; called while holding the lock, by a first submit that leaves nothing behind."""
+    assert str(sweep.lock_file.absolute()) in _held_sweeps(), "remove_lock_file outside sweep_lock"
+    with contextlib.suppress(OSError):
+        sweep.lock_file.unlink()
+        if folder_too:
+            sweep.lock_file.parent.rmdir()  # OSError (not empty): it holds something else
+
+
 @contextlib.contextmanager
 def sweep_lock(sweep: SweepDir, wait_s: float | None = None) -> Iterator[None]:
     """Hold the sweep exclusively; Busy after `wait_s` (SWEEP_WAIT_S) seconds if another command holds it."""
@@ -114,14 +176,13 @@ def sweep_lock(sweep: SweepDir, wait_s: float | None = None) -> Iterator[None]:
     if key in _held_sweeps():
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _open(path, os.O_RDWR | os.O_CREAT)
+    fd = _lock_on_disk(path, SWEEP_WAIT_S if wait_s is None else wait_s)
+    if fd is None:
+        raise Busy(
+            f"sweep '{sweep.name}' is busy: another hpcjobs command is submitting, resubmitting or "
+            f"cancelling it (lock {path}); try again when it has finished"
+        )
     try:
-        if not _acquire(fd, fcntl.LOCK_EX, SWEEP_WAIT_S if wait_s is None else wait_s):
-            raise Busy(
-                f"sweep '{sweep.name}' is busy: another hpcjobs command is submitting, resubmitting or "
-                f"cancelling it (lock {path}); try again when it has finished"
-            )
         _held_sweeps().add(key)
         try:
             yield
@@ -189,9 +250,12 @@ def run_lock(sweep: SweepDir, run_id: str) -> Iterator[RunLock | None]:
         os.close(fd)
 
 
-def interrupt(who: Holder) -> bool:
-    """SIGINT to a run lock's holder if it is that very process on this machine; whether it was sent."""
+def interrupt(who: Holder, sweep: SweepDir) -> bool:
+    """SIGINT to a run lock's holder if it is that very process on this machine and a task of this
+    sweep's; whether it was sent."""
     if not who.pid or not who.is_here():
+        return False
+    if not is_submitit_process(command_line(who.pid), TRAINER, submitit_folders(sweep)):
         return False
     os.kill(who.pid, signal.SIGINT)
     return True

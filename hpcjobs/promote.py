@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import layout, locks, manifest, packing, programs, search, status
-from .jobs import SweepError, check_private, follow_search, record
+from .jobs import SweepError, check_private, follow_search, submit_recorded
 from .scheduler import Backend
 from .search import Decision, Rung, SearchState
 from .vocab import RunState, Submission
@@ -126,6 +126,5 @@ def _submit(
     if plan is not None:  # beside what the search took, in collect: its first rung's is the manifest's
         rung.estimate_s = plan.seconds
         search.write(sweep, state)
-    subs = backend.submit(sweep, backend.group(order, settings), settings)
-    record(sweep, man, backend, subs)
+    subs = submit_recorded(sweep, man, backend, backend.group(order, settings), settings)
     return subs, follow_search(sweep, backend, subs, settings)

@@ -7,7 +7,7 @@ use a backend import this contract, not them, and so neither submitit nor the wo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from .layout import SweepDir
@@ -37,11 +37,18 @@ class Backend(Protocol):
 
     def submit(
         self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings
-    ) -> list[Submission]: ...
+    ) -> Iterable[Submission]:
+        """The jobs, one by one as the scheduler accepts them (jobs.submit_recorded records each at once)."""
+        ...
 
     def states(self, subs: Sequence[Submission]) -> tuple[States, str]: ...
 
     def scripts(self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings) -> list[str]: ...
+
+    def own(self, sweep: SweepDir, subs: Sequence[Submission]) -> list[Submission]:
+        """The jobs among `subs` that the scheduler itself says are this user's jobs of this sweep: a
+        manifest names jobs, it does not prove them, so `cancel` signals only these."""
+        ...
 
     def cancel(self, subs: Sequence[Submission]) -> None: ...
 

@@ -135,6 +135,27 @@ def _split_job_id(job_id: str) -> tuple[str, list[int]] | None:
 SACCT_FORMAT = "JobID,State,ExitCode,Elapsed"
 
 
+def job_name(sweep_name: str) -> str:
+    """What a sweep's arrays are called in the queue: `cancel` reaches only jobs of that name."""
+    return f"hpcjobs-{sweep_name}"
+
+
+# Who owns a job and what it is called, from sacct (-P) and squeue: 'JOBID|USER|NAME' lines.
+OWNER_SACCT_FORMAT = "JobID,User,JobName"
+OWNER_SQUEUE_FORMAT = "%F|%u|%j"
+
+
+def owned_jobs(text: str, user: str, name: str) -> set[str]:
+    """The array (or plain) job ids of the 'JOBID|USER|NAME' lines that belong to `user` and are named
+    `name`; an array's tasks (123_4, 123_[5-9]) count for the array. Pure."""
+    found = set()
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 3 and parts[1:] == [user, name]:
+            found.add(parts[0].split("_")[0])
+    return found
+
+
 def parse_sacct(text: str) -> dict[tuple[str, int], JobRow]:
     """`sacct -X -P -n --format=JobID,State,ExitCode,Elapsed` -> (array job id, task index) -> row."""
     rows: dict[tuple[str, int], JobRow] = {}

@@ -6,13 +6,14 @@ a failed first submission removes the folder it created.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import layout, locks, manifest, measured, packing, programs, search, slurm, status
-from .jobs import SweepError, check_private, follow_search, record
+from .jobs import SweepError, check_private, follow_search, submit_recorded
 from .manifest import Manifest
 from .packplan import Plan, Room
 from .plan import mlp_params
@@ -237,18 +238,39 @@ def submit(
         outcome.scripts = backend.scripts(p.sweep, outcome.tasks, p.settings)
         return outcome
     new_results = not p.sweep.root.parent.exists()
-    try:
-        with locks.sweep_lock(p.sweep):
-            p.old = _existing(p.sweep, p.spec, p.runs)
+    with locks.sweep_lock(p.sweep):
+        p.old = _existing(p.sweep, p.spec, p.runs)
+        try:
             outcome = _plan(p, backend, backend_for)
             if outcome.to_submit:
                 backend.check()
                 _submit_andrecord(p, sweep_file, outcome, backend)
-    except BaseException:
-        if new_results and p.old is None:  # made for this sweep alone: a refusal leaves nothing behind
-            shutil.rmtree(p.sweep.root.parent, ignore_errors=True)
-        raise
+        except BaseException:
+            if p.old is None and not _remove_created(p.sweep, [r.run_id for r in p.runs]):
+                locks.remove_lock_file(p.sweep, folder_too=new_results)
+            raise
     return outcome
+
+
+def _remove_created(sweep: layout.SweepDir, run_ids: list[str]) -> bool:
+    """Undo a failed first submit, under the sweep lock: the folder did not exist when this command took
+    the lock, so what _write_new wrote and the submitit folder (the pickles and logs of the jobs this
+    command submitted and cancelled) are its own. Folders go only once empty: never one holding
+    something else. Nothing goes while the manifest names jobs (their cancel failed: `hpcjobs cancel`
+    must reach them). Whether something stays."""
+    try:
+        if sweep.exists() and manifest.read(sweep).submissions:
+            return True
+    except layout.LayoutError:
+        return True
+    files = [sweep.manifest, sweep.search_state, sweep.sweep_file, *(sweep.config(r) for r in run_ids)]
+    for path in files:
+        path.unlink(missing_ok=True)
+    shutil.rmtree(sweep.submitit_dir, ignore_errors=True)
+    for folder in [*(sweep.run_dir(r) for r in run_ids), sweep.runs_dir, sweep.root]:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    return sweep.root.exists()
 
 
 def _plan(p: Prepared, backend: Backend, backend_for: Callable[[str], Backend]) -> Outcome:
@@ -279,14 +301,8 @@ def _plan(p: Prepared, backend: Backend, backend_for: Callable[[str], Backend]) 
 
 
 def _submit_andrecord(p: Prepared, sweep_file: Path, outcome: Outcome, backend: Backend) -> None:
-    try:
-        man = p.old or _write_new(p, sweep_file)
-        outcome.submissions = backend.submit(p.sweep, outcome.tasks, p.settings)
-        record(p.sweep, man, backend, outcome.submissions)
-    except BaseException:
-        if p.old is None:
-            shutil.rmtree(p.sweep.root, ignore_errors=True)
-        raise
+    man = p.old or _write_new(p, sweep_file)
+    outcome.submissions = submit_recorded(p.sweep, man, backend, outcome.tasks, p.settings)
     _set_aside(p.sweep, outcome.to_submit)
     outcome.warning = follow_search(p.sweep, backend, outcome.submissions, p.settings)
 
@@ -304,7 +320,7 @@ def export_sbatch(sweep_file: Path, results: str | Path | None, python: str) -> 
         if p.old is None:
             _write_new(p, sweep_file)
         root = str(p.sweep.root.resolve())
-    script = slurm.export_script(root, p.spec.slurm, f"hpcjobs-{p.spec.name}", len(p.runs), python)
+    script = slurm.export_script(root, p.spec.slurm, slurm.job_name(p.spec.name), len(p.runs), python)
     layout.write_text(p.sweep.export_script, script)
     p.sweep.export_script.chmod(0o700)
     layout.make_private_dir(p.sweep.submitit_dir)  # sbatch cannot create the folder of its log files
@@ -327,15 +343,33 @@ def resubmit(
         settings, plan = packing.repack(man, todo, room)
         outcome = Outcome(sweep, [], todo, backend.group(todo, settings), settings, plan, room.where)
         if todo:
-            outcome.submissions = backend.submit(sweep, outcome.tasks, settings)
-            record(sweep, man, backend, outcome.submissions)
+            _rewrite_missing_configs(sweep, man, todo)
+            outcome.submissions = submit_recorded(sweep, man, backend, outcome.tasks, settings)
             _set_aside(sweep, todo)
             outcome.warning = follow_search(sweep, backend, outcome.submissions, settings)
     return outcome
 
 
+def _rewrite_missing_configs(sweep: layout.SweepDir, man: Manifest, run_ids: list[str]) -> None:
+    """A run folder that is gone (removed by hand, or by a failed submit before issue 22) is written again
+    from the manifest, at the epochs of a halving search's current rung: its worker would fail without."""
+    state = search.read(sweep)
+    by_id = {r.run_id: r for r in man.runs}
+    for run_id in run_ids:
+        if sweep.config(run_id).is_file():
+            continue
+        config = by_id[run_id].config(man.name, man.backend)
+        if state:  # the last rung that trains the run
+            epochs = next((rung.epochs for rung in reversed(state.rungs) if run_id in rung.runs), 0)
+            config = search.rung_config(config, epochs or state.epochs[0])
+        layout.write_config(sweep, config)
+
+
 def cancel(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> list[str]:
-    """Cancel every job of the sweep that still has work; returns their job ids."""
+    """Cancel every job of the sweep that still has work and that the scheduler says is the sweep's own
+    (its manifest names jobs, it does not prove them); returns their job ids."""
+    check_private(sweep.root)
+    check_private(sweep.manifest)
     with locks.sweep_lock(sweep):
         return _cancel(sweep, backend_for)
 
@@ -351,17 +385,19 @@ def _cancel(sweep: layout.SweepDir, backend_for: Callable[[str], Backend]) -> li
             for s in man.submissions
             if s.executor == executor and any(r in busy for task in s.tasks for r in task)
         ]
-        backend_for(executor).cancel(subs)
-        cancelled.extend(s.job_id for s in subs)
+        backend = backend_for(executor)
+        own = backend.own(sweep, subs)
+        backend.cancel(own)
+        cancelled.extend(s.job_id for s in own)
     # A local run trained by a process whose controller was killed (kill -9): its job has ended, its
-    # trainer has not. Stopped too, once it is proven to be that very process (pid, start time, host);
-    # one whose controller lives was reached through that controller above.
+    # trainer has not. Stopped too, once it is proven to be that very process (pid, start time, host) and
+    # a task of this sweep (its command line); one whose controller lives was reached through it above.
     latest = man.latest_job()
     for run in st.runs:
         sub = latest.get(run.run_id, (None, 0))[0]
         if run.run_id not in busy or sub is None or sub.executor != "local":
             continue
         holder = locks.holder(sweep, run.run_id)
-        if holder and locks.parent_pid(holder.pid) != int(sub.job_id) and locks.interrupt(holder):
+        if holder and locks.parent_pid(holder.pid) != int(sub.job_id) and locks.interrupt(holder, sweep):
             cancelled.append(f"{holder.pid} (trainer of {run.run_id})")
     return cancelled
