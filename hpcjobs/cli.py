@@ -6,6 +6,7 @@ TensorFlow nor Keras; status not even pandas.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -381,7 +382,7 @@ def export_sbatch(sweep_file: Path, results: Path | None, python: str) -> None:
       sbatch results/digits-depth/sbatch.sh
     """
     path = sweeps.export_sbatch(sweep_file, results, python)
-    click.echo(f"wrote {path}: submit it with `sbatch {path}`")
+    click.echo(f"wrote {path}: submit it with `sbatch {shlex.quote(str(path))}`")
 
 
 @cli.command("run")
