@@ -89,13 +89,21 @@ def run_one(sweep: layout.SweepDir, run_id: str) -> str:
         try:
             from . import train
 
-            return str(train.train_run(sweep, run_id, since)["status"])
+            state = str(train.train_run(sweep, run_id, since)["status"])
         except Exception as exc:
             return _record_failure(sweep, run_id, exc, lock)
+        _clear_failure(sweep, run_id, state)
+        return state
 
 
 def _name(who: locks.Holder | None) -> str:
     return f"process {who.pid} on {who.host}" if who and who.pid else "another process"
+
+
+def _clear_failure(sweep: layout.SweepDir, run_id: str, state: str) -> None:
+    """A run that finished has no traceback: an earlier attempt's would say it failed."""
+    if state in FINISHED:
+        sweep.stderr_hint(run_id).unlink(missing_ok=True)
 
 
 def _record_failure(sweep: layout.SweepDir, run_id: str, exc: Exception, lock: locks.RunLock) -> str:
@@ -146,6 +154,8 @@ def run_population(sweep: layout.SweepDir, run_ids: Sequence[str]) -> dict[str, 
             for run_id, lock in held.items():
                 status = recorded_status(sweep.result(run_id))
                 outcomes[run_id] = status if status in FINISHED else _record_failure(sweep, run_id, exc, lock)
+        for run_id in held:
+            _clear_failure(sweep, run_id, outcomes[run_id])
     return {run_id: outcomes[run_id] for run_id in run_ids}
 
 
