@@ -169,3 +169,25 @@ def test_a_retry_that_finishes_removes_the_traceback_of_the_attempt_before(
     sweep.result(run_id).replace(sweep.previous_result(run_id))  # as resubmit sets it aside
     assert worker.run_one(sweep, run_id) == "COMPLETED"
     assert not sweep.stderr_hint(run_id).exists()
+
+
+def test_a_lane_stopped_by_sigint_leaves_its_unfinished_runs_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hpcjobs cancel` stops a local task with SIGINT: its runs showed FAILED, "the task ended without
+    writing this run's result". The run that had finished stays as it is."""
+    sweep, (first, second) = _sweep(tmp_path, "moons")
+    layout.write_json(sweep.result(first), {"run_id": first, "status": "COMPLETED"})
+
+    def train_run(sweep: layout.SweepDir, run_id: str, since: float) -> dict[str, str]:
+        raise KeyboardInterrupt
+
+    fake_train = types.ModuleType("hpcjobs.train")
+    fake_train.train_run = train_run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "hpcjobs.train", fake_train)
+    monkeypatch.setattr("hpcjobs.train", fake_train, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        worker.run_lane(sweep, [first, second])
+    ended = backends.FakeBackend(scripted={("1000", 0): backends.JobRow("COMPLETED")})
+    states = {r.run_id: r.state for r in status.gather(sweep, lambda _: ended).runs}
+    assert states == {first: "COMPLETED", second: "CANCELLED"}
