@@ -6,6 +6,7 @@ TensorFlow nor Keras; status not even pandas.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -280,11 +281,6 @@ def collect(
     full, col = collecting.report(sweep, collecting.Query(where, sort, ascending, top))
     for problem in full.problems:
         clikit.warn(problem)
-    if plot:
-        from . import plots
-
-        for path in plots.write_plots(sweep, col):
-            click.echo(f"wrote {path}", err=True)
     if where and col.summary.empty and not full.summary.empty:
         why = collecting.no_match(full.runs, where)
         click.echo(f"hpcjobs: no configuration matches {' and '.join(where)}: {why}", err=True)
@@ -298,16 +294,21 @@ def collect(
             render.frame_bytes(col.epochs, fmt) if epochs else render.summary_bytes(col.summary, fmt),
             out_file,
         )
-        return
-    fit = None if out_file else clikit.width(wide)
-    if epochs:
-        table = render.epochs_table(col.epochs, title, fit)
     else:
-        best, main = collecting.best_config(col.summary), collecting.rank_column(col.summary)
-        table = render.summary_table(col.summary, title, best, main, fit)
-    clikit.show(table, fit, out_file)
-    if full.took:
-        click.echo(f"{sweep.name}: {render.took(*full.took)}", err=True)
+        fit = None if out_file else clikit.width(wide)
+        if epochs:
+            table = render.epochs_table(col.epochs, title, fit)
+        else:
+            best, main = collecting.best_config(col.summary), collecting.rank_column(col.summary)
+            table = render.summary_table(col.summary, title, best, main, fit)
+        clikit.show(table, fit, out_file)
+        if full.took:
+            click.echo(f"{sweep.name}: {render.took(*full.took)}", err=True)
+    if plot:  # last: the table is shown even when the plots cannot be written (a full disk)
+        from . import plots
+
+        for path in plots.write_plots(sweep, col):
+            click.echo(f"wrote {path}", err=True)
 
 
 @cli.command()
@@ -381,7 +382,7 @@ def export_sbatch(sweep_file: Path, results: Path | None, python: str) -> None:
       sbatch results/digits-depth/sbatch.sh
     """
     path = sweeps.export_sbatch(sweep_file, results, python)
-    click.echo(f"wrote {path}: submit it with `sbatch {path}`")
+    click.echo(f"wrote {path}: submit it with `sbatch {shlex.quote(str(path))}`")
 
 
 @cli.command("run")

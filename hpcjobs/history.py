@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from .layout import write_text
 
 # Keras' CSVLogger writes NA for a metric missing from an epoch; an empty cell is the same.
 MISSING = ("", "NA", "nan")
@@ -69,3 +72,38 @@ def progress(text: str) -> Progress:
     epoch = columns.index("epoch")
     by_epoch = {row[epoch]: row for row in rows}
     return Progress(len(by_epoch), dict(zip(columns, by_epoch[max(by_epoch)], strict=True)))
+
+
+def rows_before(text: str, epochs: int) -> str:
+    """History text -> its header and the complete rows of epochs before `epochs` (0-based, as Keras numbers
+    them), each as written; '' if no row is left. Pure.
+
+    A resume trains again from its checkpoint's epoch: rows of later epochs that an attempt wrote after its
+    last checkpoint (killed, or failed writing the next) would otherwise be there twice. A line that is not
+    a row of the header cannot be trusted and goes too."""
+    complete, newline, _ = text.rpartition("\n")
+    header, *lines = [ln for ln in (complete + newline).splitlines(keepends=True) if ln.strip()] or [""]
+    kept = [line for line in lines if _epoch(header + line) < epochs]
+    return "".join([header, *kept]) if kept else ""
+
+
+def cut(path: Path, epochs: int) -> None:
+    """Before a resume from epoch `epochs`: the history keeps the rows of the epochs before it alone (no file
+    if none), rewritten atomically before Keras' CSVLogger or population.append_row appends to it."""
+    if not path.is_file():
+        return
+    text = path.read_bytes().decode(errors="replace")
+    kept = rows_before(text, epochs)
+    if not kept:
+        path.unlink()
+    elif kept != text:
+        write_text(path, kept)
+
+
+def _epoch(text: str) -> float:
+    """The epoch of a header and one line; infinity if the line is not a row of that header."""
+    try:
+        columns, rows = parse_history(text)
+    except ValueError:
+        return math.inf
+    return rows[0][columns.index("epoch")]

@@ -7,6 +7,7 @@ imported inside the functions so that `collect` without --plot does not pay for 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -316,7 +317,8 @@ def write_plots(sweep: layout.SweepDir, col: Collection) -> list[Path]:
         found["search"] = search_curve(points, objective, f"{sweep.name}: the search")
     for name, fig in found.items():
         path = sweep.plot(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=DPI)
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=DPI)
+        layout.write_bytes(path, png.getvalue())  # atomic, and an error names the file
         written.append(path)
     return written

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from hpcjobs import data, models, scores, splits
+from hpcjobs import data, history, models, scores, splits
 from hpcjobs.layout import SweepDir, read_config, write_bytes, write_json
 from hpcjobs.plan import (
     EVAL_BATCH_SIZE,
@@ -383,11 +383,14 @@ def _train(
     path = sweep.population_checkpoint(run_ids)
     saved = dict(np.load(path, allow_pickle=False)) if path.is_file() else None
     if saved is not None:
-        members_ids = json.loads(str(saved["meta"]))["members"]
+        meta = json.loads(str(saved["meta"]))
+        members_ids, resumed = meta["members"], int(meta["next_epoch"])
     else:
-        members_ids = [r for r in run_ids if recorded_status(sweep.result(r)) not in FINISHED]
-        for run_id in members_ids:
-            sweep.history(run_id).unlink(missing_ok=True)
+        members_ids, resumed = [r for r in run_ids if recorded_status(sweep.result(r)) not in FINISHED], 0
+    for run_id in members_ids:
+        # Rows written after the checkpoint (killed between the members' writes) are of epochs trained again.
+        if recorded_status(sweep.result(run_id)) not in FINISHED:
+            history.cut(sweep.history(run_id), resumed)
     if not members_ids:
         return
     members = Members.split([c for c in configs if c.run_id in members_ids], x, y)

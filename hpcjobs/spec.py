@@ -240,6 +240,8 @@ def load_spec(path: Path) -> Spec:
         raise SpecError(
             f"{path}: cannot read the sweep file ({exc}): expected a readable TOML file"
         ) from None
+    if text.startswith("\ufeff"):  # tomllib reads it as a stray character: "invalid statement"
+        raise SpecError(f"{path}: starts with a UTF-8 byte-order mark: save it without one")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

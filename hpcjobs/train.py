@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from hpcjobs import data, scores, splits
+from hpcjobs import data, history, scores, splits
 from hpcjobs.layout import SweepDir, read_config, read_json, write_bytes, write_json
 from hpcjobs.models import MODELS, build_model, one_hot, probe_device, seed_everything, versions
 from hpcjobs.plan import (
@@ -71,10 +71,9 @@ def train_run(sweep: SweepDir, run_id: str, since: float | None = None) -> dict[
     execution = plan_execution(train_cfg, backend, n_train)
 
     history_path, backup_dir = sweep.history(run_id), sweep.backup_dir(run_id)
-    if not backup_dir.exists():
-        # No backup means training starts at epoch 0: rows left by an earlier attempt would otherwise
-        # outlive it (e.g. a rerun that stops earlier than the first one did).
-        history_path.unlink(missing_ok=True)
+    # Training continues at the backup's epoch, at 0 without one: rows an earlier attempt wrote from there on
+    # would otherwise be there twice, or outlive it (a rerun that stops earlier than the first one did).
+    history.cut(history_path, EpochBackup.resumes_at(backup_dir))
 
     keras.mixed_precision.set_dtype_policy(policy)
     try:
@@ -246,8 +245,8 @@ def training_callbacks(
     """The run's callbacks, all of them epoch-level: a batch hook would make Keras call the callbacks
     synchronously after every execution (keras/src/callbacks/callback_list.py, _configure_async_dispatch)."""
     divergence = DivergenceStop()
-    # CSVLogger before the backup: a kill between the two repeats an epoch row (deduplicated when read
-    # back) instead of losing one.
+    # CSVLogger before the backup: a kill between the two leaves a row that the resume cuts (train_run)
+    # and writes again, instead of losing one.
     callbacks: list[keras.callbacks.Callback] = [
         divergence,
         keras.callbacks.CSVLogger(str(history_path), append=True),
@@ -372,6 +371,12 @@ class EpochBackup(keras.callbacks.BackupAndRestore):  # type: ignore[misc]
             read = _READERS[self.model] = tf.function(lambda: [v.value for v in state])
         return [value.numpy() for value in read()]
 
+    @staticmethod
+    def resumes_at(backup_dir: Path) -> int:
+        """The epoch a fit with this backup starts at: Keras' metadata says it, 0 without it."""
+        metadata = backup_dir / "training_metadata.json"  # BackupAndRestore's name
+        return int(read_json(metadata)["epoch"]) if metadata.is_file() else 0
+
     def archive(self) -> str:
         return os.path.join(self.backup_dir, "latest.npz")
 
@@ -394,8 +399,7 @@ class EpochBackup(keras.callbacks.BackupAndRestore):  # type: ignore[misc]
             values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
         for variable, value in zip(self.state(), values, strict=True):
             variable.assign(value)
-        if os.path.exists(self._training_metadata_path):
-            self.model._initial_epoch = read_json(Path(self._training_metadata_path))["epoch"]
+        self.model._initial_epoch = self.resumes_at(Path(self.backup_dir))
 
 
 class EpochLine(keras.callbacks.Callback):  # type: ignore[misc]

@@ -89,13 +89,21 @@ def run_one(sweep: layout.SweepDir, run_id: str) -> str:
         try:
             from . import train
 
-            return str(train.train_run(sweep, run_id, since)["status"])
+            state = str(train.train_run(sweep, run_id, since)["status"])
         except Exception as exc:
             return _record_failure(sweep, run_id, exc, lock)
+        _clear_failure(sweep, run_id, state)
+        return state
 
 
 def _name(who: locks.Holder | None) -> str:
     return f"process {who.pid} on {who.host}" if who and who.pid else "another process"
+
+
+def _clear_failure(sweep: layout.SweepDir, run_id: str, state: str) -> None:
+    """A run that finished has no traceback: an earlier attempt's would say it failed."""
+    if state in FINISHED:
+        sweep.stderr_hint(run_id).unlink(missing_ok=True)
 
 
 def _record_failure(sweep: layout.SweepDir, run_id: str, exc: Exception, lock: locks.RunLock) -> str:
@@ -146,6 +154,8 @@ def run_population(sweep: layout.SweepDir, run_ids: Sequence[str]) -> dict[str, 
             for run_id, lock in held.items():
                 status = recorded_status(sweep.result(run_id))
                 outcomes[run_id] = status if status in FINISHED else _record_failure(sweep, run_id, exc, lock)
+        for run_id in held:
+            _clear_failure(sweep, run_id, outcomes[run_id])
     return {run_id: outcomes[run_id] for run_id in run_ids}
 
 
@@ -155,12 +165,37 @@ def run_lane(sweep: layout.SweepDir, run_ids: Sequence[str]) -> dict[str, str]:
 
     configs = {run_id: layout.read_config(sweep, run_id) for run_id in run_ids}
     outcomes: dict[str, str] = {}
-    for group in populations(configs, MAX_POPULATION):
-        if len(group) == 1:
-            outcomes[group[0]] = run_one(sweep, group[0])
-        else:
-            outcomes.update(run_population(sweep, group))
+    groups = populations(configs, MAX_POPULATION)
+    for done, group in enumerate(groups):
+        try:
+            if len(group) == 1:
+                outcomes[group[0]] = run_one(sweep, group[0])
+            else:
+                outcomes.update(run_population(sweep, group))
+        except KeyboardInterrupt:
+            _record_cancelled(sweep, [run_id for rest in groups[done:] for run_id in rest])
+            raise
     return {run_id: outcomes[run_id] for run_id in run_ids}
+
+
+def _record_cancelled(sweep: layout.SweepDir, run_ids: Sequence[str]) -> None:
+    """SIGINT (`hpcjobs cancel` through the local controller, or Ctrl-C) stopped the lane: its runs that had
+    not finished say CANCELLED, where the task's end alone made them FAILED. Under each run's lock, as
+    quickly as it goes: the controller kills the task a second after its SIGINT."""
+    for run_id in run_ids:
+        with locks.run_lock(sweep, run_id) as lock:
+            if lock is not None and recorded_status(sweep.result(run_id)) not in FINISHED:
+                error = "interrupted (SIGINT): `hpcjobs cancel` or Ctrl-C"
+                layout.write_json(
+                    sweep.result(run_id),
+                    {
+                        "run_id": run_id,
+                        "status": RunState.CANCELLED,
+                        "error": error,
+                        "hint": "",
+                        "traceback": "",
+                    },
+                )
 
 
 # Several trainings share one GPU: neither framework may take all of its memory at start-up.

@@ -86,6 +86,16 @@ def test_export_writes_the_sweep_folder_and_a_private_script(tmp_path: Path) -> 
     assert manifest.read(sweep).submissions == []
 
 
+def test_the_export_hint_quotes_a_path_the_shell_would_split(tmp_path: Path) -> None:
+    results = tmp_path / "my results"
+    result = CliRunner().invoke(
+        cli, ["export-sbatch", str(EXAMPLES / "moons.toml"), "--results", str(results)]
+    )
+    assert result.exit_code == 0, result.output
+    script = layout.sweep_dir("moons", results).export_script
+    assert result.output.strip() == f"wrote {script}: submit it with `sbatch '{script}'`"
+
+
 def test_runs_of_an_exported_array_that_have_not_started_are_pending_so_a_watch_waits(tmp_path: Path) -> None:
     """They were NOT_SUBMITTED, which counts as ended: `status --watch` stopped before the array ran."""
     CliRunner().invoke(cli, ["export-sbatch", str(EXAMPLES / "moons.toml"), "--results", str(tmp_path)])

@@ -141,3 +141,52 @@ def test_a_run_that_fails_on_a_full_disk_says_so(
     assert result["hint"].startswith(f"cannot write into {sweep.run_dir(run_id)} (No space left on device)")
     out = _cli("status", "full", "--results", str(disk))[1]
     assert "No space left on device" in out
+
+
+def _local_backend(monkeypatch: pytest.MonkeyPatch, others: backends.Backend | None = None) -> None:
+    """The local executor for `--executor local` (submitit writes its pickles), `others` for the rest."""
+    local = backends.LocalBackend(max_parallel=1, gpus=[])
+    monkeypatch.setattr(backends, "auto", lambda executor="auto": local)
+    monkeypatch.setattr(backends, "for_executor", lambda executor: local if executor == "local" else others)
+
+
+def test_submit_whose_pickles_fill_the_disk_names_the_pickle(
+    disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep's files fit, submitit's pickle does not: it raised a bare `[Errno 28]` on close."""
+    _local_backend(monkeypatch)
+    write_new = sweeps._write_new
+    monkeypatch.setattr(sweeps, "_write_new", lambda p, f: (write_new(p, f), fill(disk))[0])
+    path = tmp_path / "full.toml"
+    path.write_text(SWEEP)
+    code, out, err = _cli("submit", str(path), "--results", str(disk), "--executor", "local")
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and err.startswith(f"hpcjobs: error: {disk}/full/submitit/"), err
+    assert err.rstrip().endswith(".pkl: No space left on device")
+    assert not (disk / "full").exists()
+
+
+def test_resubmit_on_a_full_disk_names_the_pickle_and_leaves_none(
+    failed_sweep: layout.SweepDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _local_backend(monkeypatch, backends.for_executor("fake"))
+    before = manifest.read(failed_sweep)
+    root = str(failed_sweep.root.parent)
+    code, out, err = _cli("resubmit", "full", "--results", root, "--executor", "local")
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and err.startswith(f"hpcjobs: error: {failed_sweep.submitit_dir}/"), err
+    assert err.rstrip().endswith(".pkl: No space left on device")
+    assert list(failed_sweep.submitit_dir.iterdir()) == []  # no empty pickle left behind
+    assert manifest.read(failed_sweep) == before
+
+
+def test_collect_plot_on_a_full_disk_prints_its_table_then_names_the_plot(
+    failed_sweep: layout.SweepDir,
+) -> None:
+    code, out, err = _cli("collect", "full", "--results", str(failed_sweep.root.parent), "--plot")
+    assert code == 1
+    assert "full: 1 of 1 configuration, 2 runs" in out
+    assert err.splitlines()[-1] == (
+        f"hpcjobs: error: {failed_sweep.plot('learning_curves')}: No space left on device"
+    )
+    assert not failed_sweep.plots_dir.exists() or list(failed_sweep.plots_dir.iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,39 @@ def test_progress_of_a_file_that_does_not_fit_is_an_error_as_for_collect() -> No
 def test_a_half_written_last_epoch_is_not_counted_yet() -> None:
     got = history.progress("epoch,loss,val_loss\n0,0.9,0.8\n1,0.5,0.4")
     assert (got.epochs_done, got.last["val_loss"]) == (1, 0.8)
+
+
+# --- rows_before: a history cut back to a checkpoint ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("epochs", "expected"),
+    [
+        (2, "epoch,loss\r\n0,0.9\r\n1,0.5\r\n"),
+        (3, "epoch,loss\r\n0,0.9\r\n1,0.5\r\n2,0.4\r\n"),
+        (0, ""),  # a resume from epoch 0 keeps no row, and no header for a file of no rows
+    ],
+)
+def test_rows_before_keeps_the_epochs_before_the_checkpoint_as_written(epochs: int, expected: str) -> None:
+    text = "epoch,loss\r\n0,0.9\r\n1,0.5\r\n2,0.4\r\n3,0.3"  # the last row half written
+    assert history.rows_before(text, epochs) == expected
+
+
+def test_rows_before_drops_lines_that_are_not_rows_of_the_header() -> None:
+    text = "epoch,loss\n0,0.9\n\n1\n1,x\n\0\0\n1,0.5\n"
+    assert history.rows_before(text, 5) == "epoch,loss\n0,0.9\n1,0.5\n"
+    assert history.rows_before("loss\n0.9\n", 5) == ""  # no epoch column: no row to trust
+    assert history.rows_before("", 5) == ""
+
+
+def test_cut_rewrites_or_removes_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "history.csv"
+    path.write_text(HISTORY)
+    history.cut(path, 2)
+    assert path.read_text() == HISTORY  # nothing after the checkpoint
+    history.cut(path, 1)
+    assert path.read_text() == HISTORY.splitlines(keepends=True)[0] + "0,0.50,0.70,0.55,0.69\n"
+    history.cut(path, 0)
+    assert not path.exists()
+    history.cut(path, 3)  # no file: nothing to cut
+    assert not path.exists()

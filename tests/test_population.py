@@ -318,6 +318,44 @@ def test_a_killed_population_resumes_with_every_epoch_once_and_as_if_never_stopp
 
 
 @pytest.mark.keras
+def test_a_population_killed_between_its_members_history_rows_resumes_with_every_epoch_once(toy, tmp_path):
+    """Killed after r0's row of the third epoch and before r1's: the resume trains the third epoch again
+    from the second's checkpoint, and r0 has its row once, as if never stopped."""
+    whole = toy["whole"]
+    torn = write_sweep(tmp_path / "torn", [read_json(whole.config(r)) for r in ("r0", "r1")])
+    lane = f"worker.run_lane(SweepDir(Path({str(torn.root)!r})), ['r0', 'r1'])"
+    killed = run_python(
+        f"""
+        import os
+        from pathlib import Path
+        from hpcjobs import population, worker
+        from hpcjobs.layout import SweepDir
+        append = population.append_row
+        def append_unless_r1_at_epoch_2(path, epoch, values):
+            if epoch == 2 and path.parent.name == "r1":
+                os._exit(3)
+            append(path, epoch, values)
+        population.append_row = append_unless_r1_at_epoch_2
+        {lane}
+        """
+    )
+    assert killed.returncode == 3, killed.stdout + killed.stderr
+    assert [len(history(torn, r)) for r in ("r0", "r1")] == [3, 2]
+    resumed = run_python(
+        f"""
+        from pathlib import Path
+        from hpcjobs import worker
+        from hpcjobs.layout import SweepDir
+        {lane}
+        """
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    for run_id in ("r0", "r1"):
+        pd.testing.assert_frame_equal(history(torn, run_id), history(whole, run_id))
+        assert read_json(torn.result(run_id))["epochs_done"] == 4
+
+
+@pytest.mark.keras
 def test_members_match_independent_keras_fits_statistically(tmp_path):
     """16 seeds of the digits MLP: as one population, and as 16 train.py runs (train.population = "off").
     The mean final validation accuracy agrees within the independent fits' standard error."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hpcjobs import slurm
+from hpcjobs import backends, slurm
+from hpcjobs.layout import SweepDir
+from hpcjobs.scheduler import BackendError
 from hpcjobs.settings import SlurmSettings
 from hpcjobs.slurm import JobRow
 from hpcjobs.spec import load_spec
@@ -253,3 +256,31 @@ def test_sbatch_script_asks_for_what_the_sweep_needs() -> None:
     ):
         assert line in lines
     assert lines[-1].endswith("python3 -u -m submitit.core._submit /sweeps/digits-depth/submitit")
+
+
+# --- SlurmBackend.submit against a fake sbatch -----------------------------------------------------------
+
+
+def test_a_refused_sbatch_is_one_error_and_leaves_no_pickle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """submitit printed sbatch's stderr beside hpcjobs' one-line error, and left its pickles and script."""
+    sbatch = tmp_path / "bin" / "sbatch"
+    sbatch.parent.mkdir()
+    sbatch.write_text(
+        "#!/bin/sh\necho 'sbatch: error: MaxJobCount reached' >&2\n"
+        "echo 'sbatch: error: Batch job submission failed: Resource temporarily unavailable' >&2\nexit 1\n"
+    )
+    sbatch.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{sbatch.parent}:/usr/bin:/bin")
+    sweep = SweepDir(tmp_path / "sweep")
+    backend = backends.SlurmBackend(_config="MaxArraySize = 1001\n")
+    settings = SlurmSettings(trials_per_gpu=1, runs_per_task=1)
+    with pytest.raises(BackendError) as refused:
+        list(backend.submit(sweep, [["a"], ["b"]], settings))
+    assert str(refused.value) == (
+        "sbatch refused the sweep: "
+        "sbatch: error: Batch job submission failed: Resource temporarily unavailable"
+    )
+    assert capsys.readouterr().err == ""
+    assert list(sweep.submitit_dir.iterdir()) == []

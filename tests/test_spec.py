@@ -204,6 +204,7 @@ BAD = [
     _bad("unterminated-string", 'name = "t\n', "not valid TOML"),
     _bad("no-equals-sign", 'name "t"\n', "not valid TOML"),
     _bad("duplicate-key", OK + 'source = "moons"\n', "not valid TOML"),
+    _bad("byte-order-mark", "\ufeff" + OK, "starts with a UTF-8 byte-order mark: save it without one"),
     # unknown and misspelled keys
     _bad("stray-key-in-data", OK + 'nmae = "t"\n', "'data.nmae'", "data.source"),
     _bad("unknown-top-level-key", 'nam = "t"\n' + OK, "unknown key 'nam'", "name, backend"),

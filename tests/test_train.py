@@ -235,6 +235,39 @@ def test_requeued_run_resumes_from_its_last_finished_epoch(train, tmp_path, sour
     assert not sweep.backup_dir(run_id).exists()
 
 
+def test_a_run_that_failed_writing_its_backup_resumes_with_each_epoch_once(
+    train, tmp_path, source, monkeypatch
+):
+    """The second epoch's row is written, then its backup fails (a full disk): the resume trains that epoch
+    again from the first epoch's backup, and its row is there once, the resumed one."""
+    import keras
+
+    save, loggers = train.EpochBackup._save_model, []
+
+    class RecordedCSVLogger(keras.callbacks.CSVLogger):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            loggers.append(self)
+
+    def full_disk_at_second_epoch(self):
+        if self._current_epoch == 2:
+            raise OSError(28, "No space left on device", self.archive())
+        save(self)
+
+    sweep, run_id = make_run(tmp_path / "sweep", source, epochs=3)
+    monkeypatch.setattr(train.EpochBackup, "_save_model", full_disk_at_second_epoch)
+    monkeypatch.setattr(keras.callbacks, "CSVLogger", RecordedCSVLogger)
+    with pytest.raises(OSError):
+        train.train_run(sweep, run_id)
+    loggers[0].csv_file.close()
+    assert list(pd.read_csv(sweep.history(run_id))["epoch"]) == [0, 1]
+    monkeypatch.setattr(train.EpochBackup, "_save_model", save)
+
+    result = train.train_run(sweep, run_id)
+    assert list(pd.read_csv(sweep.history(run_id))["epoch"]) == [0, 1, 2]
+    assert result["epochs_done"] == 3 and result["status"] == "COMPLETED"
+
+
 def backed_up_model(train, models, tmp_path, backup):
     """A compiled toy model whose variables (optimizer's included) `backup` saved after epoch 2."""
     import keras

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,49 @@ def test_submit_through_the_fake_backend_runs_each_task_as_a_node_would(tmp_path
     fake.scripted = {("1000", i): backends.JobRow("COMPLETED") for i in range(2)}
     st = status.gather(outcome.sweep, lambda _: fake)
     assert [(r.state, r.epochs_done) for r in st.runs] == [("COMPLETED", 2)] * 2
+
+
+def test_a_retry_that_finishes_removes_the_traceback_of_the_attempt_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep, (run_id, _) = _sweep(tmp_path, "moons")
+    attempts = iter([RuntimeError("the node's disk went away"), None])
+
+    def train_run(sweep: layout.SweepDir, run_id: str, since: float) -> dict[str, str]:
+        failure = next(attempts)
+        if failure:
+            raise failure
+        layout.write_json(sweep.result(run_id), {"run_id": run_id, "status": "COMPLETED"})
+        return {"status": "COMPLETED"}
+
+    fake_train = types.ModuleType("hpcjobs.train")
+    fake_train.train_run = train_run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "hpcjobs.train", fake_train)
+    monkeypatch.setattr("hpcjobs.train", fake_train, raising=False)
+    assert worker.run_one(sweep, run_id) == "FAILED"
+    assert "the node's disk went away" in sweep.stderr_hint(run_id).read_text()
+    sweep.result(run_id).replace(sweep.previous_result(run_id))  # as resubmit sets it aside
+    assert worker.run_one(sweep, run_id) == "COMPLETED"
+    assert not sweep.stderr_hint(run_id).exists()
+
+
+def test_a_lane_stopped_by_sigint_leaves_its_unfinished_runs_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hpcjobs cancel` stops a local task with SIGINT: its runs showed FAILED, "the task ended without
+    writing this run's result". The run that had finished stays as it is."""
+    sweep, (first, second) = _sweep(tmp_path, "moons")
+    layout.write_json(sweep.result(first), {"run_id": first, "status": "COMPLETED"})
+
+    def train_run(sweep: layout.SweepDir, run_id: str, since: float) -> dict[str, str]:
+        raise KeyboardInterrupt
+
+    fake_train = types.ModuleType("hpcjobs.train")
+    fake_train.train_run = train_run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "hpcjobs.train", fake_train)
+    monkeypatch.setattr("hpcjobs.train", fake_train, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        worker.run_lane(sweep, [first, second])
+    ended = backends.FakeBackend(scripted={("1000", 0): backends.JobRow("COMPLETED")})
+    states = {r.run_id: r.state for r in status.gather(sweep, lambda _: ended).runs}
+    assert states == {first: "COMPLETED", second: "CANCELLED"}
