@@ -19,6 +19,10 @@ from .settings import Run
 # Training throughput where nothing was measured: the lesson MLP under TensorFlow on the 2-core VM under
 # load trained at 4,400-7,400 samples/s (bench/RESULTS.md, packing, issue 9); an idle VM or a GPU is faster.
 SAMPLES_PER_S = 4_000.0
+# ... and a large model's, bound by its multiply-adds: weights × samples a second, from 4 runs of a
+# 784-2048-2048-10 MLP (5.8M weights) on mnist5k on the 2-core VM, 820 samples/s (bench/RESULTS.md,
+# "the cluster path as fast as the local one"). Below ~1.2M weights the per-batch overhead bounds it instead.
+WEIGHT_SAMPLES_PER_S = 4.8e9
 # What a run costs a process beyond its epochs: validation, test scores, the per-epoch backup, its data.
 # A reused TensorFlow or JAX run's overhead, 0.29-0.32 s (bench/RESULTS.md, per-run costs, fourth pass).
 RUN_OVERHEAD_S = 0.5
@@ -59,7 +63,8 @@ def from_results(results: Iterable[Mapping[str, Any]]) -> Measured:
 
 def epoch_seconds(run: Run, params: int, results: Iterable[Mapping[str, Any]]) -> float:
     """An epoch of this run: as long as epochs took for its data and a model of like size, else its training
-    rows at the samples per second of a model of like size, else at SAMPLES_PER_S."""
+    rows at the samples per second of a model of like size, else at SAMPLES_PER_S (WEIGHT_SAMPLES_PER_S
+    shared by its weights, for a large model)."""
     data = run.settings.data
     alike = [r for r in results if _similar(r.get("params"), params)]
     same_data = [
@@ -71,7 +76,9 @@ def epoch_seconds(run: Run, params: int, results: Iterable[Mapping[str, Any]]) -
         return statistics.median(same_data)
     rows = BUILTIN_ROWS.get(data.source, UNKNOWN_ROWS) * (1 - data.test_fraction - data.validation_fraction)
     rates = [float(r["samples_per_second"]) for r in alike if _number(r, "samples_per_second")]
-    return rows / (statistics.median(rates) if rates else SAMPLES_PER_S)
+    return rows / (
+        statistics.median(rates) if rates else min(SAMPLES_PER_S, WEIGHT_SAMPLES_PER_S / max(1, params))
+    )
 
 
 def _number(row: Mapping[str, Any], key: str) -> bool:

@@ -110,6 +110,9 @@ def test_an_epoch_takes_what_was_measured_for_its_data_and_size() -> None:
     # a model 10x larger: nothing alike measured, the conservative default
     assert measured.epoch_seconds(run("mnist"), 65_700, rows) == pytest.approx(70_000 * 0.7 / 4_000)
     assert measured.epoch_seconds(run("data.npz"), 65_700, []) == pytest.approx(70_000 * 0.7 / 4_000)
+    # A large model with nothing measured: bound by its weights, not by the small models' rate.
+    wide = 784 * 2048 + 2048 * 2048 + 2048 * 10 + 2048 * 2 + 10
+    assert measured.epoch_seconds(run("mnist5k"), wide, []) == pytest.approx(5_000 * 0.7 / (4.8e9 / wide))
 
 
 def test_read_results_takes_one_backends_results_and_passes_over_the_unreadable(tmp_path: Path) -> None:
