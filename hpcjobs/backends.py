@@ -7,10 +7,8 @@ histories or tables. Every subprocess call hpcjobs makes lives here.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import pwd
-import re
 import shutil
 import signal
 import socket
@@ -19,7 +17,6 @@ import sys
 import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from . import locks, packplan, slurm
@@ -137,13 +134,13 @@ class SlurmBackend:
     def submit(
         self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings
     ) -> Iterator[Submission]:
-        from .submititlib import submitit
+        from .submititlib import submitit, submitting
 
         executor = submitit.SlurmExecutor(folder=sweep.submitit_dir, python=self.python)
         executor.update_parameters(**slurm.executor_parameters(settings, slurm.job_name(sweep.name)))
         for chunk in self._arrays(tasks):
             try:
-                with _submitting(sweep):
+                with submitting(sweep.submitit_dir):
                     jobs = executor.submit_array([_task(sweep, ids, settings) for ids in chunk])
             except OSError:  # writing the pickles (a full disk): the file, not sbatch, is the problem
                 raise
@@ -207,37 +204,6 @@ def _ours(sub: Submission) -> bool:
     if start is None or sub.host not in ("", socket.gethostname()):
         return False
     return sub.process_start in ("", start)  # "": recorded before hpcjobs kept start times
-
-
-# The files submitit writes for a submission before it has a job id: a pickle per task, the sbatch script.
-_UNSUBMITTED = re.compile(r"[0-9a-f]{32}\.pkl|\.submission_file_[0-9a-f]{32}\.sh")
-
-
-@contextlib.contextmanager
-def _submitting(sweep: SweepDir) -> Iterator[None]:
-    """One call of submitit's executor that leaves nothing of itself when it fails: the pickles and script
-    that it wrote for the submission go (a full disk left them empty), an OSError names the file it could not
-    write (submitit's pickle raises it on close, without a name), and what it printed of sbatch's stderr is
-    dropped (the error carries its last line)."""
-    folder = sweep.submitit_dir
-    before = _files(folder)
-    printed = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(printed):
-            yield
-    except BaseException as exc:
-        left = [p for p in _files(folder) - before if _UNSUBMITTED.fullmatch(p.name)]
-        last = max(left, key=lambda p: p.stat().st_mtime_ns, default=folder)
-        for path in left:
-            path.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and not exc.filename:
-            raise OSError(exc.errno, exc.strerror, str(last)) from None
-        raise
-    sys.stderr.write(printed.getvalue())
-
-
-def _files(folder: Path) -> set[Path]:
-    return set(folder.iterdir()) if folder.is_dir() else set()
 
 
 def _default_sigint() -> None:
@@ -309,14 +275,14 @@ class LocalBackend:
     def submit(
         self, sweep: SweepDir, tasks: list[list[str]], settings: SlurmSettings
     ) -> Iterator[Submission]:
-        from .submititlib import submitit
+        from .submititlib import submitit, submitting
 
         _, gpus = self.workers
         executor = submitit.LocalExecutor(folder=sweep.submitit_dir)
         # submitit shows each local job the GPUs asked for (CUDA_VISIBLE_DEVICES), none when asked for none.
         executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN, gpus_per_node=len(gpus), visible_gpus=gpus)
         for ids in tasks:
-            with _controllers_in_own_session(SHARED_GPU_ENV if gpus else {}), _submitting(sweep):
+            with _controllers_in_own_session(SHARED_GPU_ENV if gpus else {}), submitting(sweep.submitit_dir):
                 job = executor.submit(Task(str(sweep.root.resolve()), tuple(ids)))
             start = process_start(int(job.job_id)) or ""
             yield Submission("local", job.job_id, [ids], process_start=start, host=socket.gethostname())
