@@ -88,11 +88,19 @@ def slurm_limits(settings: SlurmSettings) -> slurm.Limits:
 def slurm_room(settings: SlurmSettings, limits: slurm.Limits) -> packplan.Room:
     """Tasks at once and a task's queue wait, from the sweep's [slurm] table and the cluster's limits."""
     slots = packplan.slots(
-        settings.array_parallelism, settings.gpus_per_task, limits.gpus, limits.user_gpus, limits.max_jobs
+        settings.array_parallelism,
+        settings.gpus_per_task,
+        limits.gpus,
+        limits.user_gpus,
+        limits.max_jobs,
+        settings.cpus_per_task,
+        limits.cpus,
     )
     if settings.gpus_per_task and limits.gpus is not None:
         where = f"{limits.gpus} GPUs in '{limits.partition}'"
         where += f", {limits.user_gpus} yours at most" if limits.user_gpus is not None else ""
+    elif limits.cpus:
+        where = f"{slots} tasks at once ({limits.cpus} CPUs in '{limits.partition}')"
     else:
         where = f"{slots} tasks at once"
     busy = bool(limits.pending)

@@ -88,10 +88,15 @@ def slots(
     partition_gpus: int | None = None,
     user_gpus: int | None = None,
     max_jobs: int | None = None,
+    cpus_per_task: int = 1,
+    partition_cpus: int | None = None,
 ) -> int:
     """Tasks that can run at once: the array's limit, the partition's GPUs and the user's GPU limit (for
-    tasks that ask for GPUs), the user's running-job limit; a limit not known (None) limits nothing."""
+    tasks that ask for GPUs), its CPUs, the user's running-job limit; a limit not known (None) limits
+    nothing."""
     limits = [array_parallelism, max_jobs]
+    if partition_cpus:  # 0: sinfo's %c unreadable
+        limits.append(partition_cpus // max(1, cpus_per_task))
     if gpus_per_task > 0:
         limits += [None if g is None else g // gpus_per_task for g in (partition_gpus, user_gpus)]
     return max(1, min(x for x in limits if x is not None))

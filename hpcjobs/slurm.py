@@ -276,6 +276,7 @@ class Limits:
     user_gpus: int | None = None  # the user's QOS MaxTRESPerUser or association GrpTRES gres/gpu
     max_jobs: int | None = None  # the user's running jobs at most (association MaxJobs, QOS MaxJobsPerUser)
     pending: int | None = None  # jobs pending in the partition now
+    cpus: int | None = None  # the partition's CPUs on nodes that take jobs
 
 
 def gres_gpus(gres: str) -> int:
@@ -288,10 +289,10 @@ def gres_gpus(gres: str) -> int:
     return total
 
 
-def parse_sinfo(text: str, partition: str) -> tuple[str, int] | None:
-    """(partition, its GPUs on nodes that take jobs) from `sinfo -h -N -o SINFO_FORMAT`; the partition
-    marked '*' (the default) when `partition` is empty. None when sinfo does not list it."""
-    found, gpus = "", 0
+def parse_sinfo(text: str, partition: str) -> tuple[str, int, int] | None:
+    """(partition, its GPUs, its CPUs on nodes that take jobs) from `sinfo -h -N -o SINFO_FORMAT`; the
+    partition marked '*' (the default) when `partition` is empty. None when sinfo does not list it."""
+    found, gpus, cpus = "", 0, 0
     for line in text.splitlines():
         fields = line.strip().split("|")
         if len(fields) < 5:
@@ -303,7 +304,8 @@ def parse_sinfo(text: str, partition: str) -> tuple[str, int] | None:
         state = fields[4]
         if not state.endswith("*") and not state.startswith(_UNUSABLE):  # '*': not responding
             gpus += gres_gpus(fields[2])
-    return (found, gpus) if found else None
+            cpus += int(fields[3]) if fields[3].isdigit() else 0
+    return (found, gpus, cpus) if found else None
 
 
 def tres_gpus(tres: str) -> int | None:
@@ -356,11 +358,11 @@ def limits(
     """Limits from the four commands' text (None: the command could not be run): the tightest of the
     association's and the QOS's (the sweep's QOS, else the association's default, else 'normal')."""
     part = parse_sinfo(sinfo, partition) if sinfo is not None else None
-    name, gpus = part if part else (partition, None)
+    name, gpus, cpus = part if part else (partition, None, None)
     default_qos, assoc_jobs, assoc_gpus = parse_assoc(assoc or "", name)
     qos_gpus, qos_jobs = parse_qos(qos_table or "", qos or default_qos or "normal")
     pending = None if squeue is None else sum(1 for line in squeue.splitlines() if line.strip())
-    return Limits(name, gpus, _least(assoc_gpus, qos_gpus), _least(assoc_jobs, qos_jobs), pending)
+    return Limits(name, gpus, _least(assoc_gpus, qos_gpus), _least(assoc_jobs, qos_jobs), pending, cpus)
 
 
 def _least(*values: int | None) -> int | None:

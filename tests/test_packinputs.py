@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,11 @@ def test_gres_gpus(gres: str, gpus: int) -> None:
 
 
 def test_parse_sinfo_counts_the_gpus_of_nodes_that_take_jobs() -> None:
-    assert slurm.parse_sinfo(LAB_SINFO, "") == ("gpu", 2)  # the default partition, marked '*'
-    assert slurm.parse_sinfo(LAB_SINFO, "gpu") == ("gpu", 2)
+    assert slurm.parse_sinfo(LAB_SINFO, "") == ("gpu", 2, 4)  # the default partition, marked '*'
+    assert slurm.parse_sinfo(LAB_SINFO, "gpu") == ("gpu", 2, 4)
     # drained and not-responding ('*') nodes left out
-    assert slurm.parse_sinfo(SITE_SINFO, "gpu") == ("gpu", 10)
-    assert slurm.parse_sinfo(SITE_SINFO, "") == ("cpu", 0)
+    assert slurm.parse_sinfo(SITE_SINFO, "gpu") == ("gpu", 10, 160)
+    assert slurm.parse_sinfo(SITE_SINFO, "") == ("cpu", 0, 128)
     assert slurm.parse_sinfo(SITE_SINFO, "bigmem") is None
     assert slurm.parse_sinfo("", "gpu") is None
 
@@ -71,14 +72,14 @@ QOS = "normal|||\ngpu4|gres/gpu=4|6\nhigh|cpu=64|\n"
 
 def test_the_tightest_of_association_and_qos_limits() -> None:
     got = slurm.limits("gpu", SITE_SINFO, ASSOC, QOS, "", "8_1\n8_2\n9\n")
-    assert got == Limits("gpu", gpus=10, user_gpus=4, max_jobs=6, pending=3)
+    assert got == Limits("gpu", gpus=10, user_gpus=4, max_jobs=6, pending=3, cpus=160)
     # the sweep's own QOS wins over the association's default
     assert slurm.limits("gpu", SITE_SINFO, ASSOC, QOS, "high", "").user_gpus == 8
 
 
 def test_limits_fall_back_quietly_when_a_command_could_not_run() -> None:
     assert slurm.limits("gpu", None, None, None, "", None) == Limits("gpu")
-    assert slurm.limits("", LAB_SINFO, "", "", "", None) == Limits("gpu", gpus=2)
+    assert slurm.limits("", LAB_SINFO, "", "", "", None) == Limits("gpu", gpus=2, cpus=4)
     assert slurm.limits("", "garbled\n", "x|y\n", "?\n", "", "") == Limits("", pending=0)
 
 
@@ -141,6 +142,13 @@ def test_the_room_says_what_limits_the_slots() -> None:
     assert busy == Room(2, "2 GPUs in 'gpu', 7 jobs pending", packplan.BUSY_QUEUE_S)
     unknown = backends.slurm_room(table, Limits("gpu"))
     assert unknown == Room(16, "16 tasks at once", packplan.QUEUE_S)
+    # Tasks without GPUs: the partition's CPUs bound them (moons on the lab cluster had planned 16 at once
+    # on its 4 CPUs, each task paying a process's start-up on cores the others held).
+    cpu_only = SlurmSettings(partition="gpu", array_parallelism=16, gpus_per_task=0, cpus_per_task=1)
+    lab = backends.slurm_room(cpu_only, slurm.limits("", LAB_SINFO, "", "", "", ""))
+    assert lab == Room(4, "4 tasks at once (4 CPUs in 'gpu')", packplan.QUEUE_S)
+    two_cpus = replace(cpu_only, cpus_per_task=2)
+    assert backends.slurm_room(two_cpus, slurm.limits("", LAB_SINFO, "", "", "", "")).slots == 2
 
 
 def test_slurm_limits_fall_back_quietly_without_the_slurm_commands(
@@ -157,7 +165,7 @@ def test_slurm_limits_read_each_command_once(tmp_path: Path, monkeypatch: pytest
         script.write_text(f"#!/bin/sh\necho {name} \"$@\" >> {calls}\nprintf '{out}'\n")
         script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
-    assert backends.slurm_limits(SlurmSettings(partition="")) == Limits("gpu", gpus=2, pending=1)
+    assert backends.slurm_limits(SlurmSettings(partition="")) == Limits("gpu", gpus=2, pending=1, cpus=4)
     assert [line.split()[0] for line in calls.read_text().splitlines()] == [
         "sinfo",
         "sacctmgr",
