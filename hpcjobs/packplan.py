@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 from .vocab import lane_bounds
 
-# A fresh TensorFlow process on the lab cluster: Python, TensorFlow, Keras, the data and the first compile
-# took 16-22 s a run when each run had a process of its own (issue 20, digits_depth on the lab Slurm).
-STARTUP_S = 18.0
+# A fresh TensorFlow process: Python, TensorFlow, Keras, the data and the first compile. 6-13 s on the 2-core
+# VM, local and lab Slurm alike, one process per core (bench/RESULTS.md, "the cluster path as fast as the
+# local one"); 16-22 s where 24 processes shared those 2 cores (issue 20). A site's shared file system can
+# make it longer: the next sweep in the results folder plans with what this one measured.
+STARTUP_S = 10.0
 # A second program in a running process: its build and compile. Start-up of a run compiled per run against a
 # reused one, lesson MLP in turn on 2 cores: 4.30 - 3.08 s (TensorFlow), 2.44 - 0.94 s (JAX)
 # (bench/RESULTS.md, per-run costs, third pass).

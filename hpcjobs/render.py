@@ -79,7 +79,7 @@ def packing_plan(
 
 
 def estimate(plan: Plan, where: str) -> str:
-    """'~50 s: start-up ~18 s a process, ~2.6 s a run; 2 GPUs in 'gpu'': the plan's estimate and its parts."""
+    """'~50 s: start-up ~10 s a process, ~2.6 s a run; 2 GPUs in 'gpu'': the plan's estimate and its parts."""
     text = f"{rounded(plan.seconds)}: start-up ~{plan.startup_s:.0f} s a process, ~{plan.run_s:.1f} s a run"
     if plan.over_limit:
         text += " (longer than slurm.time allows: runs resume from their backups when requeued)"

@@ -138,7 +138,7 @@ def test_dry_run_lists_runs_and_writes_nothing(tmp_path: Path) -> None:
     first = result.output.splitlines()[0]
     assert first.startswith("digits-depth: would submit 24 runs as 2 local tasks × 12 runs; ~")
     # the estimate's parts: no earlier results here, so the measured defaults (packplan, measured)
-    assert "s: start-up ~18 s a process, ~6.8 s a run; CPU, 2 processes (dry run" in first
+    assert "s: start-up ~10 s a process, ~6.8 s a run; CPU, 2 processes (dry run" in first
     assert "hidden-20x50x70x100x70x50x20__learning_rate-0.001__seed-0" in result.output
     assert not results.exists()
 

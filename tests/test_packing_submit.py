@@ -114,6 +114,6 @@ def test_resubmit_says_how_it_packed_the_runs_and_its_estimate(tmp_path: Path) -
         layout.write_json(outcome.sweep.result(run_id), {"run_id": run_id, "status": status})
     result = CliRunner().invoke(cli, ["resubmit", "digits-depth", "--results", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
-    # 16 slots and 18 s start-ups against ~6.8 s runs: each its own task, all at once
-    assert result.output.startswith("digits-depth: resubmitted 3 runs as 3 fake tasks; ~30 s: start-up ~18 s")
+    # 16 slots and 10 s start-ups against ~6.8 s runs: each its own task, all at once
+    assert result.output.startswith("digits-depth: resubmitted 3 runs as 3 fake tasks; ~22 s: start-up ~10 s")
     assert result.output.endswith("; 16 tasks at once (jobs 1000)\n")  # the CLI's own fake scheduler
