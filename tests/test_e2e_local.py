@@ -96,7 +96,7 @@ def test_cancel_stops_local_workers(tmp_path: Path, sigint: object) -> None:
         assert time.monotonic() < deadline, "the local worker did not stop"
         time.sleep(0.5)
     [run] = st.runs
-    assert run.state == "FAILED" and run.epochs_done < 1000
+    assert run.state == "CANCELLED" and run.epochs_done < 1000  # the lane records why it stopped
 
 
 def test_ctrl_c_on_wait_leaves_the_run_training_and_a_killed_controller_leaves_no_retrain(
@@ -161,10 +161,13 @@ def test_ctrl_c_on_wait_leaves_the_run_training_and_a_killed_controller_leaves_n
     assert trainer is not None and trainer.is_here()
     cancelled = CliRunner().invoke(cli, ["cancel", "long", "--results", results])
     assert (
-        cancelled.output.strip() == f"cancelled jobs: {sub.job_id}, {trainer.pid} (trainer of {run.run_id})"
+        # The killed controller is gone: cancel lists only what it signalled.
+        cancelled.output.strip() == f"cancelled jobs: {trainer.pid} (trainer of {run.run_id})"
     )
     deadline = time.monotonic() + 60
     while locks.holder(sweep, run.run_id) is not None:
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    assert status.gather(sweep, backends.for_executor).runs[0].state == "FAILED"
+    assert (
+        status.gather(sweep, backends.for_executor).runs[0].state == "CANCELLED"
+    )  # stopped by cancel, not failed

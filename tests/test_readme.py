@@ -41,21 +41,25 @@ def test_a_marked_block_is_parsed_into_commands_and_outputs_and_rewritten_as_it_
 
 
 def test_times_job_ids_and_widths_are_all_that_may_differ():
+    """...and how long the sweep took, with its ratio to the estimate; the estimate itself is compared."""
     shown = [
         "moons: submitted 6 runs as 2 local tasks × 3 runs (jobs 7658, 7668) into results/moons",
         "hidden-3x5__seed-0    COMPLETED   30/30   0.8400  00:00:56  7658",
         "──────────",
         "runs finished ━━━━ 6/6     0:03:34",
+        "moons: took 12 s from submit to the last run's end; packing estimated ~29 s (0.42× the estimate)",
     ]
     again = [
         "moons: submitted 6 runs as 2 local tasks × 3 runs (jobs 11482, 11484) into results/moons",
         "hidden-3x5__seed-0    COMPLETED   30/30   0.8400  00:00:07  11482",
         "───────────────",
         "runs finished ━━━━━━ 6/6   0:00:30",
+        "moons: took 13 s from submit to the last run's end; packing estimated ~29 s (0.45× the estimate)",
         "",
     ]
     assert readme.normalized(shown) == readme.normalized(again)
     assert readme.normalized(["3x5 2/2 0.905±0.078"]) != readme.normalized(["3x5 2/2 0.910±0.085"])
+    assert readme.normalized(["estimated ~29 s"]) != readme.normalized(["estimated ~37 s"])  # the plan
 
 
 def test_every_transcript_of_readme_is_marked_and_the_quick_start_is_checked():
