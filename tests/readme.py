@@ -105,8 +105,8 @@ _VOLATILE = [
     (re.compile(r"\b\d+:\d\d:\d\d\b"), "<time>"),
     (re.compile(r"\(jobs? [^)]*\)"), "(jobs <ids>)"),
     (re.compile(r"<time>(\s+)\d+(_\d+)?(\s*)$"), r"<time>\1<job>\3"),
-    (re.compile(r"took \d+ s from submit"), "took <n> s from submit"),  # collect's last line
-    (re.compile(r"\(\d+\.\d+× the estimate\)"), "(<ratio> the estimate)"),
+    (re.compile(r"took \d+ s \(submit to end\)"), "took <n> s (submit to end)"),  # collect's last line
+    (re.compile(r"\d+\.\d+× the estimate"), "<ratio> the estimate"),
     (re.compile(r"━+"), "━"),  # a progress bar
     (re.compile(r"^─+$"), "─"),  # a table's rule
     (re.compile(r"[ \t]+"), " "),

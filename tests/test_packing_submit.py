@@ -100,10 +100,7 @@ def test_collect_puts_the_estimate_beside_what_the_sweep_took(tmp_path: Path) ->
         33.0,
     )
     assert packing.estimate_and_took(man, ends, [10.0, None]) is None  # a rung from before they were kept
-    assert (
-        render.took(50.0, 61.0)
-        == "took 61 s from submit to the last run's end; packing estimated ~50 s (1.22× the estimate)"
-    )
+    assert render.took(50.0, 61.0) == "took 61 s (submit to end), estimated ~50 s: 1.22× the estimate"
 
 
 def test_resubmit_says_how_it_packed_the_runs_and_its_estimate(tmp_path: Path) -> None:

@@ -47,14 +47,14 @@ def test_times_job_ids_and_widths_are_all_that_may_differ():
         "hidden-3x5__seed-0    COMPLETED   30/30   0.8400  00:00:56  7658",
         "──────────",
         "runs finished ━━━━ 6/6     0:03:34",
-        "moons: took 12 s from submit to the last run's end; packing estimated ~29 s (0.42× the estimate)",
+        "moons: took 12 s (submit to end), estimated ~29 s: 0.42× the estimate",
     ]
     again = [
         "moons: submitted 6 runs as 2 local tasks × 3 runs (jobs 11482, 11484) into results/moons",
         "hidden-3x5__seed-0    COMPLETED   30/30   0.8400  00:00:07  11482",
         "───────────────",
         "runs finished ━━━━━━ 6/6   0:00:30",
-        "moons: took 13 s from submit to the last run's end; packing estimated ~29 s (0.45× the estimate)",
+        "moons: took 13 s (submit to end), estimated ~29 s: 0.45× the estimate",
         "",
     ]
     assert readme.normalized(shown) == readme.normalized(again)
