@@ -424,10 +424,11 @@ def _search_ended(sweep: layout.SweepDir, timeout: float = 600) -> search.Search
 
 
 def test_a_rung_cancelled_mid_way_is_resumed_by_resubmit_without_losing_the_search(tmp_path: Path) -> None:
-    # Enough data that the promoted run's second rung (epochs 11..30) lasts seconds, not a blink: the scancel
-    # below must land while it trains (on moons the rung could end, and the next begin, before it).
+    # Enough data that the promoted run's second rung (epochs 11..30) lasts well over the lab's KillWait (5 s):
+    # the scancel below must land while it trains, and submitit lets a task go on for KillWait after SIGTERM
+    # (60,000 rows: the rung's last 18 epochs took ~5 s, and once in a CI run it finished and was promoted).
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(60_000, 16)).astype(np.float32)
+    x = rng.normal(size=(150_000, 16)).astype(np.float32)
     np.savez(tmp_path / "wide.npz", x=x, y=(x[:, 0] + x[:, 1] > 0).astype(np.int64))
     path = write_sweep(
         tmp_path, "halve-cancel", source="wide.npz", epochs=90, hidden="[[2], [4], [8]]", runs=3
